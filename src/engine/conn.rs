@@ -1,0 +1,1 @@
+//! One converted connection and its subflows.
