@@ -1,9 +1,62 @@
 //! UCI configuration (`/etc/config/mpconv`) → typed, validated [`Config`].
 //!
 //! Errors name the file, the line, the section and the key. Imports nothing from `io` or `engine`.
+//!
+//! The file has exactly one `config mpconv` section (conventionally named `main`; anonymous is
+//! allowed) and up to [`MAX_UPLINKS`] named `config uplink 'NAME'` sections. Unknown section
+//! types and unknown options are errors, so that a typo cannot pass silently, except the
+//! options listed in [`RESERVED`], which are accepted and ignored (with a warning).
+//!
+//! The generic UCI syntax (quoting, `'\''`, comments, continuation lines) is handled by the
+//! private `uci` module, which follows libuci.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+#[cfg(test)]
+mod tests;
+mod uci;
+
+use uci::{Section, Value};
+
+/// Options accepted and ignored because later versions will use them: `(section type, option)`.
+///
+/// - `mpconv`: `concentrator`, `secret` (explicit mode, RFC 8803), `scheduler` (subflow
+///   scheduler choice);
+/// - `uplink`: `interface` (netifd interface to follow), `backup` (RFC 8684 backup flag),
+///   `weight` (scheduler weight), `probe` (liveness probing).
+pub const RESERVED: &[(&str, &str)] = &[
+    ("mpconv", "concentrator"),
+    ("mpconv", "secret"),
+    ("mpconv", "scheduler"),
+    ("uplink", "interface"),
+    ("uplink", "backup"),
+    ("uplink", "weight"),
+    ("uplink", "probe"),
+];
+
+/// The most enabled `config uplink` sections a file may have.
+pub const MAX_UPLINKS: usize = 8;
+
+/// Options of `config mpconv`, as listed in messages.
+const MPCONV_KEYS: &[&str] = &[
+    "enabled",
+    "mode",
+    "lan",
+    "queue",
+    "socket",
+    "max_connections",
+    "checksum",
+    "port_range",
+    "idle_timeout",
+    "firewall",
+    "mark",
+    "table",
+    "log_level",
+];
+
+/// Options of `config uplink`, as listed in messages.
+const UPLINK_KEYS: &[&str] = &["device", "gateway", "gateway6", "mtu", "disabled"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -41,11 +94,13 @@ pub struct Uplink {
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// `option enabled` (default 1).
+    /// `option enabled` (default 1). When 0, `lan` and the uplinks may be absent (everything
+    /// present is still validated), so that a default file can ship disabled.
     pub enabled: bool,
     /// `option mode` (default implicit).
     pub mode: Mode,
-    /// `list lan`: LAN devices whose TCP traffic is converted (at least one).
+    /// `list lan`: LAN devices whose TCP traffic is converted (at least one when enabled). A
+    /// single `option lan 'br-lan eth3'` with space-separated devices is accepted too.
     pub lan: Vec<String>,
     /// `option queue`: NFQUEUE number (default 0).
     pub queue: u16,
@@ -68,8 +123,9 @@ pub struct Config {
     pub table: u32,
     /// `option log_level`: error | warn | info | debug | trace (default info).
     pub log_level: log::LevelFilter,
-    /// `config uplink` sections in file order (at least one; the first carries the initial
-    /// subflow).
+    /// `config uplink` sections in file order (at least one when enabled, at most
+    /// [`MAX_UPLINKS`]; the first carries the initial subflow). Sections with `option disabled
+    /// '1'` are validated (but need no `device`) and left out.
     pub uplinks: Vec<Uplink>,
 }
 
@@ -94,9 +150,501 @@ pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
 
 /// Validate configuration text (`path` is only used in messages and stored in the result).
 pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> {
-    let _ = text;
-    Err(ConfigError(format!(
-        "{}: parser not written yet",
-        path.display()
-    )))
+    let file = path.display().to_string();
+    let at = |line: usize, msg: String| ConfigError(format!("{file}:{line}: {msg}"));
+    let pkg = uci::parse(text).map_err(|e| at(e.line, e.msg))?;
+
+    if let Some((name, line)) = &pkg.name {
+        if name != "mpconv" {
+            return Err(at(
+                *line,
+                format!("package '{name}': this file configures package 'mpconv'"),
+            ));
+        }
+    }
+
+    // Sections: names unique (libuci would silently merge them), types known.
+    let mut main: Option<Sec<'_>> = None;
+    let mut uplink_secs = Vec::new();
+    let mut counts = [0usize; 2];
+    for (i, s) in pkg.sections.iter().enumerate() {
+        let kind = match s.stype.as_str() {
+            "mpconv" => 0,
+            "uplink" => 1,
+            other => {
+                return Err(at(
+                    s.line,
+                    format!(
+                        "section {}: unknown section type '{other}' (known: mpconv, uplink)",
+                        label_of(s, 0)
+                    ),
+                ))
+            }
+        };
+        let sec = Sec {
+            file: &file,
+            sec: s,
+            label: label_of(s, counts[kind]),
+        };
+        counts[kind] += 1;
+        if let Some(name) = &s.name {
+            if let Some(first) = pkg.sections[..i]
+                .iter()
+                .find(|o| o.name.as_ref() == Some(name))
+            {
+                return Err(sec.err(
+                    s.line,
+                    format!(
+                        "the name '{name}' is already used by the section at line {} \
+                         (section names must be unique)",
+                        first.line
+                    ),
+                ));
+            }
+        }
+        if kind == 0 {
+            if let Some(first) = &main {
+                return Err(sec.err(
+                    s.line,
+                    format!(
+                        "second 'config mpconv' section (the first is at line {}); exactly one \
+                         is allowed",
+                        first.sec.line
+                    ),
+                ));
+            }
+            main = Some(sec);
+        } else {
+            uplink_secs.push(sec);
+        }
+    }
+    let Some(main) = main else {
+        return Err(ConfigError(format!(
+            "{file}: no 'config mpconv' section (expected exactly one, e.g. `config mpconv 'main'`)"
+        )));
+    };
+
+    let mut config = main.mpconv(path)?;
+
+    for sec in &uplink_secs {
+        let Some(uplink) = sec.uplink()? else {
+            continue;
+        };
+        if let Some(other) = config.uplinks.iter().find(|u| u.device == uplink.device) {
+            return Err(sec.opt_err(
+                sec.line_of("device"),
+                "device",
+                format!(
+                    "'{}' is already used by uplink '{}' (line {})",
+                    uplink.device, other.name, other.line
+                ),
+            ));
+        }
+        if config.lan.contains(&uplink.device) {
+            return Err(sec.opt_err(
+                sec.line_of("device"),
+                "device",
+                format!("'{}' is also listed in 'lan'", uplink.device),
+            ));
+        }
+        if config.uplinks.len() >= MAX_UPLINKS {
+            return Err(sec.err(
+                sec.sec.line,
+                format!("too many uplinks (at most {MAX_UPLINKS} may be enabled)"),
+            ));
+        }
+        config.uplinks.push(uplink);
+    }
+
+    if config.enabled {
+        if config.lan.is_empty() {
+            return Err(main.opt_err(
+                main.sec.line,
+                "lan",
+                "missing: list at least one LAN device (e.g. `list lan 'br-lan'`), or set \
+                 `option enabled '0'`"
+                    .into(),
+            ));
+        }
+        if config.uplinks.is_empty() {
+            return Err(main.err(
+                main.sec.line,
+                "no enabled 'config uplink' section: add at least one (e.g. `config uplink \
+                 'wan'` with `option device 'eth1'`), or set `option enabled '0'`"
+                    .into(),
+            ));
+        }
+    }
+
+    // Routing tables table..table+uplinks must avoid the kernel's default/main/local.
+    let first = u64::from(config.table);
+    let last = first + config.uplinks.len().saturating_sub(1) as u64;
+    for (reserved, what) in [(253u64, "default"), (254, "main"), (255, "local")] {
+        if (first..=last).contains(&reserved) {
+            let line = main.line_of("table");
+            return Err(main.opt_err(
+                line,
+                "table",
+                format!(
+                    "'{}' with {} uplink(s) uses tables {first}..={last}, which includes {reserved} \
+                     (the kernel's '{what}' table); pick another number",
+                    config.table,
+                    config.uplinks.len()
+                ),
+            ));
+        }
+    }
+    Ok(config)
+}
+
+/// How a section is named in messages: `'main' (mpconv)`, or `'@uplink[2]' (uplink)` when
+/// anonymous (`index` counts the sections of its type, as `uci show` does).
+fn label_of(s: &Section, index: usize) -> String {
+    match &s.name {
+        Some(n) => format!("'{n}' ({})", s.stype),
+        None => format!("'@{}[{index}]' ({})", s.stype, s.stype),
+    }
+}
+
+/// A section being validated, with what messages need.
+struct Sec<'a> {
+    file: &'a str,
+    sec: &'a Section,
+    label: String,
+}
+
+impl Sec<'_> {
+    fn err(&self, line: usize, msg: String) -> ConfigError {
+        ConfigError(format!(
+            "{}:{line}: section {}: {msg}",
+            self.file, self.label
+        ))
+    }
+
+    fn opt_err(&self, line: usize, key: &str, msg: String) -> ConfigError {
+        ConfigError(format!(
+            "{}:{line}: section {}, option '{key}': {msg}",
+            self.file, self.label
+        ))
+    }
+
+    /// The line of an option, or of the section header when it is absent.
+    fn line_of(&self, key: &str) -> usize {
+        self.sec
+            .options
+            .iter()
+            .find(|o| o.name == key)
+            .map_or(self.sec.line, |o| o.line)
+    }
+
+    /// Rejects unknown options, warns about reserved ones.
+    fn check_keys(&self, known: &[&str]) -> Result<(), ConfigError> {
+        for o in &self.sec.options {
+            if known.contains(&o.name.as_str()) {
+                continue;
+            }
+            if RESERVED.contains(&(self.sec.stype.as_str(), o.name.as_str())) {
+                log::warn!(
+                    "{}:{}: section {}, option '{}': reserved for a later version, ignored",
+                    self.file,
+                    o.line,
+                    self.label,
+                    o.name
+                );
+                continue;
+            }
+            let mut msg = format!("unknown option (known: {}", known.join(", "));
+            if let Some(s) = known.iter().find(|k| similar(k, &o.name)) {
+                msg = format!("{msg}; did you mean '{s}'?)");
+            } else {
+                msg.push(')');
+            }
+            return Err(self.opt_err(o.line, &o.name, msg));
+        }
+        Ok(())
+    }
+
+    /// A single-valued option: its value and line, if set.
+    fn single(&self, key: &str) -> Result<Option<(&str, usize)>, ConfigError> {
+        match self.sec.options.iter().find(|o| o.name == key) {
+            None => Ok(None),
+            Some(o) => match &o.value {
+                Value::Single(v) => Ok(Some((v.as_str(), o.line))),
+                Value::List(_) => Err(self.opt_err(
+                    o.line,
+                    key,
+                    "takes a single value: use `option`, not `list`".into(),
+                )),
+            },
+        }
+    }
+
+    /// A single-valued option converted by `conv`, which says what it expected on failure.
+    fn get<T>(
+        &self,
+        key: &str,
+        conv: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.single(key)? {
+            None => Ok(None),
+            Some((v, line)) => conv(v)
+                .map(Some)
+                .map_err(|what| self.opt_err(line, key, format!("{} {what}", quoted(v)))),
+        }
+    }
+
+    fn mpconv(&self, path: &Path) -> Result<Config, ConfigError> {
+        self.check_keys(MPCONV_KEYS)?;
+        let mut lan: Vec<String> = Vec::new();
+        if let Some(o) = self.sec.options.iter().find(|o| o.name == "lan") {
+            let items: Vec<(&str, usize)> = match &o.value {
+                Value::Single(v) => v.split_whitespace().map(|d| (d, o.line)).collect(),
+                Value::List(items) => items.iter().map(|(v, l)| (v.as_str(), *l)).collect(),
+            };
+            for (dev, line) in items {
+                device(dev)
+                    .map_err(|w| self.opt_err(line, "lan", format!("{} {w}", quoted(dev))))?;
+                if lan.iter().any(|d| d == dev) {
+                    return Err(self.opt_err(line, "lan", format!("'{dev}' is listed twice")));
+                }
+                lan.push(dev.to_string());
+            }
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            enabled: self.get("enabled", boolean)?.unwrap_or(true),
+            mode: self
+                .get("mode", |v| match v {
+                    "implicit" => Ok(Mode::Implicit),
+                    "explicit" => Ok(Mode::Explicit),
+                    _ => Err("is not a mode (implicit or explicit)".into()),
+                })?
+                .unwrap_or(Mode::Implicit),
+            lan,
+            queue: self
+                .get("queue", |v| number(v, 0, 65535))?
+                .and_then(|n| u16::try_from(n).ok())
+                .unwrap_or(0),
+            socket: self
+                .get("socket", socket)?
+                .unwrap_or_else(|| PathBuf::from("/var/run/mpconv.sock")),
+            max_connections: self
+                .get("max_connections", |v| number(v, 1, 65536))?
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(4096),
+            checksum: self.get("checksum", boolean)?.unwrap_or(false),
+            port_range: self
+                .get("port_range", port_range)?
+                .unwrap_or((61000, 65535)),
+            idle_timeout: self
+                .get("idle_timeout", |v| number(v, 10, 86400))?
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(7440),
+            firewall: self
+                .get("firewall", |v| match v {
+                    "auto" => Ok(FirewallBackend::Auto),
+                    "iptables" => Ok(FirewallBackend::Iptables),
+                    "nftables" => Ok(FirewallBackend::Nftables),
+                    _ => Err("is not a firewall backend (auto, iptables or nftables)".into()),
+                })?
+                .unwrap_or(FirewallBackend::Auto),
+            mark: self.get("mark", mark)?.unwrap_or(0x06d7_0000),
+            table: self
+                .get("table", |v| number(v, 1, 4_294_967_000))?
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(6170),
+            log_level: self
+                .get("log_level", |v| match v {
+                    "error" => Ok(log::LevelFilter::Error),
+                    "warn" => Ok(log::LevelFilter::Warn),
+                    "info" => Ok(log::LevelFilter::Info),
+                    "debug" => Ok(log::LevelFilter::Debug),
+                    "trace" => Ok(log::LevelFilter::Trace),
+                    _ => Err("is not a log level (error, warn, info, debug or trace)".into()),
+                })?
+                .unwrap_or(log::LevelFilter::Info),
+            uplinks: Vec::new(),
+        })
+    }
+
+    /// The uplink, or `None` if it is disabled.
+    fn uplink(&self) -> Result<Option<Uplink>, ConfigError> {
+        self.check_keys(UPLINK_KEYS)?;
+        let Some(name) = self.sec.name.clone() else {
+            return Err(self.err(
+                self.sec.line,
+                "uplink sections must be named (`config uplink 'NAME'`)".into(),
+            ));
+        };
+        let disabled = self.get("disabled", boolean)?.unwrap_or(false);
+        let device = self.get("device", |v| device(v).map(|()| v.to_string()))?;
+        let Some(device) = device.filter(|_| !disabled) else {
+            if disabled {
+                // Still check the rest, but a disabled placeholder needs no device.
+                self.get("gateway", gateway4)?;
+                self.get("gateway6", gateway6)?;
+                self.get("mtu", |v| number(v, 576, 9000))?;
+                return Ok(None);
+            }
+            return Err(self.opt_err(
+                self.sec.line,
+                "device",
+                "missing (required: the Linux network device, e.g. `option device 'eth1'`)".into(),
+            ));
+        };
+        let uplink = Uplink {
+            name,
+            device,
+            gateway: self.get("gateway", gateway4)?.map(IpAddr::V4),
+            gateway6: self.get("gateway6", gateway6)?.map(IpAddr::V6),
+            mtu: self
+                .get("mtu", |v| number(v, 576, 9000))?
+                .and_then(|n| u16::try_from(n).ok()),
+            line: self.sec.line,
+        };
+        Ok(if disabled { None } else { Some(uplink) })
+    }
+}
+
+/// A value for a message, quoted and kept short.
+fn quoted(v: &str) -> String {
+    let mut out = String::from("'");
+    for c in v.chars().take(60) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if v.chars().count() > 60 {
+        out.push('…');
+    }
+    out.push('\'');
+    out
+}
+
+/// A decimal number in `lo..=hi`.
+fn number(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    let bad = || format!("is not a number in {lo}..={hi}");
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(bad)
+}
+
+/// A UCI boolean.
+fn boolean(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "yes" | "on" | "true" | "enabled" => Ok(true),
+        "0" | "no" | "off" | "false" | "disabled" => Ok(false),
+        _ => Err("is not a boolean (1/0, yes/no, on/off, true/false, enabled/disabled)".into()),
+    }
+}
+
+/// A Linux network device name (the kernel's `dev_valid_name`).
+fn device(v: &str) -> Result<(), String> {
+    if v.is_empty()
+        || v.len() > 15
+        || v == "."
+        || v == ".."
+        || v.chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(
+            "is not a network device name (1 to 15 characters, no '/', ':' or spaces)".into(),
+        );
+    }
+    Ok(())
+}
+
+fn socket(v: &str) -> Result<PathBuf, String> {
+    // sun_path holds 108 bytes including the terminating NUL.
+    if !v.starts_with('/') || v.len() > 107 || v.contains('\0') || v.ends_with('/') {
+        return Err("is not an absolute socket path of at most 107 bytes".into());
+    }
+    Ok(PathBuf::from(v))
+}
+
+/// `LO-HI`: 1024 <= LO <= HI <= 65535, at least 64 ports.
+fn port_range(v: &str) -> Result<(u16, u16), String> {
+    let what = "is not a port range 'LO-HI' with 1024 <= LO <= HI <= 65535";
+    let (lo, hi) = v.split_once('-').ok_or_else(|| what.to_string())?;
+    let lo = number(lo, 1024, 65535).map_err(|_| what.to_string())?;
+    let hi = number(hi, 1024, 65535).map_err(|_| what.to_string())?;
+    if lo > hi {
+        return Err(what.into());
+    }
+    let count = hi - lo + 1;
+    if count < 64 {
+        return Err(format!(
+            "holds {count} ports; at least 64 are needed (e.g. '61000-65535')"
+        ));
+    }
+    match (u16::try_from(lo), u16::try_from(hi)) {
+        (Ok(lo), Ok(hi)) => Ok((lo, hi)),
+        _ => Err(what.into()),
+    }
+}
+
+/// Decimal or `0x` hex, nonzero, low 8 bits zero (uplink i uses mark + 1 + i).
+fn mark(v: &str) -> Result<u32, String> {
+    let what = "is not a mark: a nonzero 32-bit number, decimal or 0x hex, with the low 8 bits \
+                zero (e.g. 0x6d70000)";
+    let n = if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(what.into());
+        }
+        u32::from_str_radix(hex, 16).map_err(|_| what.to_string())?
+    } else {
+        let n = number(v, 1, u64::from(u32::MAX)).map_err(|_| what.to_string())?;
+        u32::try_from(n).map_err(|_| what.to_string())?
+    };
+    if n == 0 || n & 0xff != 0 {
+        return Err(what.into());
+    }
+    Ok(n)
+}
+
+fn gateway4(v: &str) -> Result<Ipv4Addr, String> {
+    let a: Ipv4Addr = v
+        .parse()
+        .map_err(|_| "is not an IPv4 address (IPv6 goes in 'gateway6')".to_string())?;
+    if a.is_unspecified() || a.is_broadcast() || a.is_multicast() {
+        return Err("is not a usable gateway address".into());
+    }
+    Ok(a)
+}
+
+fn gateway6(v: &str) -> Result<Ipv6Addr, String> {
+    let a: Ipv6Addr = v.parse().map_err(|_| {
+        "is not an IPv6 address (without a %zone; IPv4 goes in 'gateway')".to_string()
+    })?;
+    if a.is_unspecified() || a.is_multicast() || a.to_ipv4_mapped().is_some() {
+        return Err("is not a usable gateway address".into());
+    }
+    Ok(a)
+}
+
+/// True if `a` and `b` differ by at most two edits (for "did you mean").
+fn similar(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > 2 || b.len() > 64 {
+        return false;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            let del = prev[j + 1] + 1;
+            let ins = cur[j] + 1;
+            cur.push(sub.min(del).min(ins));
+        }
+        prev = cur;
+    }
+    prev.last().is_some_and(|&d| d <= 2)
 }
