@@ -129,7 +129,9 @@ pub struct Config {
     pub uplinks: Vec<Uplink>,
 }
 
-/// A configuration error, already phrased for a person: `FILE:LINE: section 'S', option 'K': …`.
+/// A configuration error, already phrased for a person:
+/// `FILE:LINE: section 'NAME' (TYPE), option 'KEY': …` (anonymous sections are named
+/// `@TYPE[N]` as `uci show` does; errors about the whole file are `FILE: …`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 
@@ -143,9 +145,10 @@ impl std::error::Error for ConfigError {}
 
 /// Read and validate a configuration file.
 pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-    parse(path, &text)
+    // libuci reads bytes; invalid UTF-8 can only end up in values, which are then rejected.
+    parse(path, &String::from_utf8_lossy(&bytes))
 }
 
 /// Validate configuration text (`path` is only used in messages and stored in the result).
@@ -167,7 +170,8 @@ pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> 
     let mut main: Option<Sec<'_>> = None;
     let mut uplink_secs = Vec::new();
     let mut counts = [0usize; 2];
-    for (i, s) in pkg.sections.iter().enumerate() {
+    let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for s in &pkg.sections {
         let kind = match s.stype.as_str() {
             "mpconv" => 0,
             "uplink" => 1,
@@ -188,16 +192,12 @@ pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> 
         };
         counts[kind] += 1;
         if let Some(name) = &s.name {
-            if let Some(first) = pkg.sections[..i]
-                .iter()
-                .find(|o| o.name.as_ref() == Some(name))
-            {
+            if let Some(first) = names.insert(name, s.line) {
                 return Err(sec.err(
                     s.line,
                     format!(
-                        "the name '{name}' is already used by the section at line {} \
-                         (section names must be unique)",
-                        first.line
+                        "the name '{name}' is already used by the section at line {first} \
+                         (section names must be unique)"
                     ),
                 ));
             }
@@ -396,6 +396,7 @@ impl Sec<'_> {
     fn mpconv(&self, path: &Path) -> Result<Config, ConfigError> {
         self.check_keys(MPCONV_KEYS)?;
         let mut lan: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         if let Some(o) = self.sec.options.iter().find(|o| o.name == "lan") {
             let items: Vec<(&str, usize)> = match &o.value {
                 Value::Single(v) => v.split_whitespace().map(|d| (d, o.line)).collect(),
@@ -404,7 +405,7 @@ impl Sec<'_> {
             for (dev, line) in items {
                 device(dev)
                     .map_err(|w| self.opt_err(line, "lan", format!("{} {w}", quoted(dev))))?;
-                if lan.iter().any(|d| d == dev) {
+                if !seen.insert(dev) {
                     return Err(self.opt_err(line, "lan", format!("'{dev}' is listed twice")));
                 }
                 lan.push(dev.to_string());

@@ -19,6 +19,8 @@
 //! Every section, option and list item remembers the line it started on. Unlike libuci this
 //! does not merge sections that share a name: that is left to the caller (which rejects it).
 
+use std::collections::HashMap;
+
 /// A parse error: the line (1-based) and what was expected there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ParseError {
@@ -275,6 +277,7 @@ fn no_extra(words: &[Word], max: usize, usage: &str) -> Result<(), ParseError> {
 pub(crate) fn parse(text: &str) -> Result<Package, ParseError> {
     let mut lexer = Lexer::new(text);
     let mut pkg = Package::default();
+    let mut index = HashMap::new();
     while let Some(words) = lexer.command()? {
         let Some(cmd) = words.first() else { continue };
         let line = cmd.line;
@@ -330,6 +333,10 @@ pub(crate) fn parse(text: &str) -> Result<Package, ParseError> {
                     None => None,
                 };
                 no_extra(&words, 3, USAGE)?;
+                if let Some(last) = pkg.sections.last_mut() {
+                    compact(last);
+                }
+                index.clear();
                 pkg.sections.push(Section {
                     stype: stype.text.clone(),
                     name,
@@ -367,7 +374,7 @@ pub(crate) fn parse(text: &str) -> Result<Package, ParseError> {
                 }
                 no_extra(&words, 3, usage)?;
                 let value = words.get(2).map(|w| w.text.clone()).unwrap_or_default();
-                set(section, &name.text, value, line, list);
+                set(section, &mut index, &name.text, value, line, list);
             }
             other => {
                 return err(
@@ -380,45 +387,65 @@ pub(crate) fn parse(text: &str) -> Result<Package, ParseError> {
             }
         }
     }
+    if let Some(last) = pkg.sections.last_mut() {
+        compact(last);
+    }
     Ok(pkg)
 }
 
-/// Apply `option`/`list` to a section with libuci's semantics.
-fn set(section: &mut Section, name: &str, value: String, line: usize, list: bool) {
-    let pos = section.options.iter().position(|o| o.name == name);
-    if list {
-        match pos.and_then(|i| section.options.get_mut(i)) {
-            Some(opt) => match &mut opt.value {
-                Value::List(items) => items.push((value, line)),
-                Value::Single(old) => {
-                    let old = std::mem::take(old);
-                    let old_line = std::mem::replace(&mut opt.line, line);
-                    opt.value = Value::List(vec![(old, old_line), (value, line)]);
+/// Apply `option`/`list` to a section with libuci's semantics. `index` maps option names to
+/// their place in `section.options`; a deleted option stays as an empty `Single` (a tombstone,
+/// removed by [`compact`]) so that places do not move.
+fn set(
+    section: &mut Section,
+    index: &mut HashMap<String, usize>,
+    name: &str,
+    value: String,
+    line: usize,
+    list: bool,
+) {
+    match index.get(name).and_then(|&i| section.options.get_mut(i)) {
+        Some(opt) => {
+            if list {
+                match &mut opt.value {
+                    Value::List(items) => items.push((value, line)),
+                    Value::Single(old) if old.is_empty() => {
+                        opt.value = Value::List(vec![(value, line)]);
+                        opt.line = line;
+                    }
+                    Value::Single(old) => {
+                        let old = std::mem::take(old);
+                        let old_line = std::mem::replace(&mut opt.line, line);
+                        opt.value = Value::List(vec![(old, old_line), (value, line)]);
+                    }
                 }
-            },
-            None => section.options.push(UciOption {
-                name: name.to_string(),
-                line,
-                value: Value::List(vec![(value, line)]),
-            }),
-        }
-    } else if value.is_empty() {
-        if let Some(i) = pos {
-            section.options.remove(i);
-        }
-    } else {
-        match pos.and_then(|i| section.options.get_mut(i)) {
-            Some(opt) => {
+            } else {
+                // An empty value deletes the option (a tombstone).
                 opt.line = line;
                 opt.value = Value::Single(value);
             }
-            None => section.options.push(UciOption {
+        }
+        None if !list && value.is_empty() => {}
+        None => {
+            index.insert(name.to_string(), section.options.len());
+            section.options.push(UciOption {
                 name: name.to_string(),
                 line,
-                value: Value::Single(value),
-            }),
+                value: if list {
+                    Value::List(vec![(value, line)])
+                } else {
+                    Value::Single(value)
+                },
+            });
         }
     }
+}
+
+/// Drop the tombstones of deleted options.
+fn compact(section: &mut Section) {
+    section
+        .options
+        .retain(|o| !matches!(&o.value, Value::Single(v) if v.is_empty()));
 }
 
 #[cfg(test)]
@@ -502,10 +529,16 @@ mod tests {
 
     #[test]
     fn option_list_merging() {
-        let pkg = parse("config t\noption a 1\noption a 2\nlist a 3\noption b x\noption b ''\n")
-            .expect("ok");
+        let pkg = parse(
+            "config t\noption a 1\noption a 2\nlist a 3\noption b x\noption b ''\n\
+             option c y\noption c ''\nlist c z\noption d ''\nconfig u\noption a q\n",
+        )
+        .expect("ok");
         let s = &pkg.sections[0];
-        assert_eq!(s.options.len(), 1);
+        assert_eq!(s.options.len(), 2);
+        assert_eq!(s.options[1].value, Value::List(vec![("z".into(), 9)]));
+        assert_eq!(s.options[1].line, 9);
+        assert_eq!(pkg.sections[1].options.len(), 1);
         assert_eq!(
             s.options[0].value,
             Value::List(vec![("2".into(), 3), ("3".into(), 4)])
