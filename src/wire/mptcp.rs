@@ -258,7 +258,8 @@ impl MptcpOption {
                 let flags = r.u8()?;
                 let has_ack = flags & DSS_A != 0;
                 let has_map = flags & DSS_M != 0;
-                let ack64 = flags & DSS_A_64 != 0;
+                // `a` is meaningless without `A` (§3.3); keep it only with a DATA_ACK.
+                let ack64 = has_ack && flags & DSS_A_64 != 0;
                 let dsn64 = flags & DSS_M_64 != 0;
                 let ack_len = match (has_ack, ack64) {
                     (false, _) => 0,

@@ -204,13 +204,13 @@ impl IpTcp {
 
     /// The TCP option bytes (possibly empty).
     pub fn options<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        buf.get(self.ip_hlen + TCP_MIN..self.payload_off)
+        buf.get(self.ip_hlen.saturating_add(TCP_MIN)..self.payload_off)
             .unwrap_or(&[])
     }
 
     /// The TCP payload (IP length decides its end).
     pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        buf.get(self.payload_off..self.payload_off + self.payload_len)
+        buf.get(self.payload_off..self.payload_off.saturating_add(self.payload_len))
             .unwrap_or(&[])
     }
 
@@ -218,7 +218,7 @@ impl IpTcp {
     /// TCP checksum without reading the payload (see the module docs).
     /// Compare with [`checksum::sums_equal`].
     pub fn payload_sum(&self, buf: &[u8]) -> u32 {
-        let tcp_len = (self.tcp_hlen + self.payload_len) as u32;
+        let tcp_len = self.tcp_hlen.saturating_add(self.payload_len) as u32;
         let ph = checksum::pseudo_header(self.src, self.dst, PROTO_TCP, tcp_len);
         let hdr = checksum::sum(self.tcp_header(buf), ph);
         !checksum::fold(hdr) as u32
