@@ -105,15 +105,21 @@ def _kill_ns_pids(ns):
 
 
 def strip_counters(text):
-    """Normalise iptables-save / nft output: drop comments and packet/byte counters."""
-    out = []
+    """Normalise iptables-save / nft output: drop comments and packet/byte counters, and
+    sort the tables (iptables-nft lists them in creation order, which a flush changes)."""
+    blocks, cur = [], []
     for line in text.splitlines():
         if line.startswith("#"):
             continue
         line = re.sub(r"\[\d+:\d+\]", "[0:0]", line)
         line = re.sub(r"counter packets \d+ bytes \d+", "counter", line)
-        out.append(line)
-    return "\n".join(out)
+        if (line.startswith("*") or line.startswith("table ")) and cur:
+            blocks.append(cur)
+            cur = []
+        cur.append(line)
+    if cur:
+        blocks.append(cur)
+    return "\n".join("\n".join(b) for b in sorted(blocks))
 
 
 class Proc:
@@ -402,25 +408,32 @@ class Bed:
         self.exec(r, ["ip", "-6", "addr", "add", a6, "dev", dev, "nodad"])
 
     def _firewall(self):
-        """OpenWrt-fw4-like router firewall (iptables + ip6tables)."""
+        """OpenWrt-fw4-like router firewall (iptables + ip6tables), loaded with *-restore
+        so every table (raw, mangle, nat, filter) and built-in chain exists from the start:
+        with iptables-nft, later rule deletions then leave exactly this state again."""
         for ipt, icmp in (("iptables", "-p icmp --icmp-type echo-request"),
                           ("ip6tables", "-p ipv6-icmp")):
-            rules = [
-                "-P INPUT DROP", "-P FORWARD DROP", "-P OUTPUT ACCEPT",
+            text = "\n".join([
+                "*raw", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", "COMMIT",
+                "*mangle", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]",
+                ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", "COMMIT",
+                "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+                ":POSTROUTING ACCEPT [0:0]",
+                "-A POSTROUTING -o up1 -j MASQUERADE",
+                "-A POSTROUTING -o up2 -j MASQUERADE",
+                "COMMIT",
+                "*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
                 "-A INPUT -i lo -j ACCEPT",
-                "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
                 "-A INPUT -m conntrack --ctstate INVALID -j DROP",
                 "-A INPUT -i lan0 -j ACCEPT",
                 "-A INPUT %s -j ACCEPT" % icmp,
-                "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
                 "-A FORWARD -m conntrack --ctstate INVALID -j DROP",
                 "-A FORWARD -i lan0 -o up+ -j ACCEPT",
                 "-A FORWARD %s -j ACCEPT" % icmp,
-                "-t nat -A POSTROUTING -o up1 -j MASQUERADE",
-                "-t nat -A POSTROUTING -o up2 -j MASQUERADE",
-            ]
-            for rule in rules:
-                self.exec("rtr", [ipt, "-w"] + rule.split())
+                "COMMIT", ""])
+            self.exec("rtr", [ipt + "-restore", "-w"], input=text)
 
     def teardown(self):
         if not self._built:
@@ -500,8 +513,8 @@ class Bed:
         return PeerServer(self, proto=proto, **kw)
 
     def client(self, mode="get", size=1 << 20, family=4, conns=1, parallel=1, mptcp=False,
-               timeout=30, server=None, port=PORT, run_timeout=None, background=False):
-        """Run peers.py client in cli. Returns the parsed JSON result (or a Proc if background).
+               timeout=30, server=None, port=PORT, run_timeout=None, background=False, role="cli"):
+        """Run peers.py client in `role` (default cli). Returns the parsed JSON result (or a Proc if background).
         mode: get | put | mix."""
         server = server or (SRV4 if family == 4 else SRV6)
         argv = [PYTHON, PEERS, "client", "--server", server, "--port", str(port), "--mode", mode,
@@ -511,10 +524,10 @@ class Bed:
             argv.append("--mptcp")
         if background:
             n = self._next_id()
-            return Proc(self, "cli", argv, stdout_path=os.path.join(self.tmp, "client%d.json" % n),
+            return Proc(self, role, argv, stdout_path=os.path.join(self.tmp, "client%d.json" % n),
                         stderr_path=os.path.join(self.tmp, "client%d.err" % n))
         rt = run_timeout or (timeout * (2 + conns // max(1, parallel)) + 15)
-        p = self.exec("cli", argv, check=False, timeout=rt)
+        p = self.exec(role, argv, check=False, timeout=rt)
         try:
             return json.loads(p.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -563,17 +576,14 @@ class Bed:
 
     def restore(self, snap, role="rtr"):
         """Undo leftovers (e.g. of a SIGKILLed daemon): firewall tables, ip rules, routes."""
-        for ipt in ("iptables", "ip6tables"):
-            for table in ("raw", "mangle"):
-                self.exec(role, [ipt, "-w", "-t", table, "-F"], check=False)
-                self.exec(role, [ipt, "-w", "-t", table, "-X"], check=False)
-            self.exec(role, [ipt + "-restore", "-w"], input=snap[ipt + "-save"] + "\n", check=False)
-        # leftover nft tables not made by iptables-nft
+        # drop nft tables that were not there before (e.g. a daemon's own table)
         before_tables = set(re.findall(r"^table (\S+ \S+)", snap["nft list ruleset"], re.M))
         now = self.exec(role, ["nft", "list", "tables"], check=False).stdout
         for t in re.findall(r"^table (\S+ \S+)", now, re.M):
             if t not in before_tables:
                 self.exec(role, ["nft", "delete", "table"] + t.split(), check=False)
+        for ipt in ("iptables", "ip6tables"):
+            self.exec(role, [ipt + "-restore", "-w"], input=snap[ipt + "-save"] + "\n", check=False)
         for fam, key in (("-4", "ip rule"), ("-6", "ip -6 rule")):
             want = set(snap[key].splitlines())
             cur = self.exec(role, ["ip", fam, "rule"], check=False).stdout.splitlines()
