@@ -217,3 +217,34 @@ fn parse_fixed_syn_and_errors() {
     buf[6] = 6;
     assert_eq!(IpTcp::parse(&buf[..n - 1]), Err(Truncated));
 }
+
+#[test]
+fn parses_etherparse_built_packets() {
+    use etherparse::PacketBuilder;
+    for len in [0usize, 1, 2, 5, 64, 99] {
+        let payload: [u8; 99] = core::array::from_fn(|i| (i as u8).wrapping_mul(91) ^ 0xc3);
+        let payload = &payload[..len];
+        let b4 = PacketBuilder::ipv4([10, 1, 2, 3], [172, 16, 0, 9], 20)
+            .tcp(1234, 80, 777, 4000)
+            .ack(999)
+            .psh();
+        let b6 = PacketBuilder::ipv6([0x20; 16], [0xfe; 16], 33)
+            .tcp(1234, 80, 777, 4000)
+            .syn();
+        let mut v4 = Vec::new();
+        b4.write(&mut v4, payload).unwrap();
+        let mut v6 = Vec::new();
+        b6.write(&mut v6, payload).unwrap();
+        for (pkt, ttl) in [(&v4, 20), (&v6, 33)] {
+            let p = IpTcp::parse(pkt).unwrap();
+            assert_eq!(
+                (p.sport, p.dport, p.seq, p.window, p.ttl),
+                (1234, 80, 777, 4000, ttl)
+            );
+            assert_eq!(p.payload(pkt), payload);
+            assert!(sums_equal(p.payload_sum(pkt), sum(payload, 0)));
+        }
+        assert_eq!(IpTcp::parse(&v4).unwrap().flags, ACK | PSH);
+        assert_eq!(IpTcp::parse(&v6).unwrap().flags, SYN);
+    }
+}

@@ -7,7 +7,8 @@
 //! block.  A broken length stops the walk and sets `malformed` (options parsed
 //! so far are kept).  A known kind with the wrong length for that kind (e.g.
 //! MSS with length 3) is skipped, sets `malformed`, and the walk goes on since
-//! its framing is intact.  Duplicates: the first occurrence wins, except MPTCP
+//! its framing is intact (an MPTCP option shorter than 3 bytes is kept in
+//! `mptcp` but also sets `malformed`).  Duplicates: the first occurrence wins, except MPTCP
 //! options, of which the first four are kept in order.
 
 /// TCP option kind of every MPTCP option (RFC 8684 §3).
