@@ -1,0 +1,29 @@
+"""`mpconv status --json` answers during a transfer."""
+import time
+
+import pytest
+
+from checks import MB, assert_transfer_ok
+
+pytestmark = pytest.mark.e2e_timeout(120)
+
+
+def test_status_during_transfer(bed, daemon, mptcp_server):
+    bed.shape("20mbit")
+    try:
+        cl = bed.client("get", 16 * MB, background=True, timeout=30)   # ~3.4 s at 40 Mbit/s
+        time.sleep(1.0)
+        st = daemon.status()
+        res = bed.client_result(cl, timeout=90)
+    finally:
+        bed.unshape()
+    assert_transfer_ok(res)
+    names = sorted(u.get("name") for u in st.get("uplinks", []))
+    assert names == ["dsl", "lte"], "status uplinks: %s" % st.get("uplinks")
+    assert isinstance(st.get("counters"), dict) and st["counters"], "no counters: %s" % st
+    assert isinstance(st.get("connections"), list) and len(st["connections"]) >= 1, \
+        "no connection listed during the transfer: %s" % st
+    assert "io" in st, st
+    # and it still answers afterwards
+    st2 = daemon.status()
+    assert sorted(u.get("name") for u in st2["uplinks"]) == ["dsl", "lte"]
