@@ -1,1 +1,504 @@
-//! One converted connection and its subflows.
+//! One converted connection and its subflows, with the mapping tables of seed paper §3.3.
+//!
+//! Sequence spaces (paper §3.3): the LAN host's own TCP space towards the server is kept as is
+//! on the initial subflow (its ISN is the subflow's ISN, so client data maps 1:1 and a
+//! retransmission keeps its subflow and mapping). The server's data arrives on any subflow with
+//! DSS mappings; it is shown to the LAN host in a TCP space that is the data-level space shifted
+//! by a constant, so every subflow's bytes land where they belong in the host's stream.
+
+use std::net::SocketAddr;
+
+use super::Micros;
+
+/// Subflows per connection: the initial one plus one join per other uplink.
+pub const MAX_SUBFLOWS: usize = 8;
+/// Received ranges remembered per subflow until the LAN host acknowledges them.
+pub const RECV_ENTRIES: usize = 64;
+/// Server mappings remembered per subflow.
+pub const MAP_ENTRIES: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// SYN with MP_CAPABLE sent, waiting for the SYN/ACK.
+    SynSent,
+    /// The server speaks MPTCP: converted for the whole life of the connection.
+    Mptcp,
+    /// Plain TCP: only addresses and ports are translated.
+    Fallback,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubState {
+    /// Join SYN sent.
+    SynSent,
+    /// Join SYN/ACK verified and third ACK sent, waiting for the server's ACK (RFC 8684 §3.2).
+    AckSent,
+    Established,
+    /// Reset or closed: kept only until the connection goes.
+    Closed,
+}
+
+/// A range of server bytes received on a subflow and forwarded to the LAN host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecvEntry {
+    /// Absolute subflow sequence number of the first byte.
+    pub ssn: u32,
+    /// Data sequence number of the first byte.
+    pub dsn: u64,
+    pub len: u32,
+}
+
+/// A server mapping (RFC 8684 §3.3.1), subflow sequence numbers absolute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapEntry {
+    pub ssn: u32,
+    pub dsn: u64,
+    pub len: u32,
+}
+
+/// SSN-ordered ranges received on one subflow and not yet acknowledged on it.
+#[derive(Clone, Debug)]
+pub struct RecvTable {
+    e: [RecvEntry; RECV_ENTRIES],
+    n: usize,
+}
+
+impl Default for RecvTable {
+    fn default() -> Self {
+        RecvTable {
+            e: [RecvEntry::default(); RECV_ENTRIES],
+            n: 0,
+        }
+    }
+}
+
+use crate::wire::seq::{seq_gt, seq_le, seq_lt};
+
+impl RecvTable {
+    pub fn entries(&self) -> &[RecvEntry] {
+        &self.e[..self.n]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Record `len` bytes at `ssn` mapped to `dsn`, merging with neighbours. Bytes below
+    /// `acked` (already acknowledged on the subflow) or already recorded (a retransmission: a
+    /// subflow byte keeps its data sequence number, RFC 8684 §3.3) are skipped. Returns false
+    /// when the table has no room (the caller drops the segment; the server retransmits it).
+    pub fn insert(&mut self, acked: u32, mut ssn: u32, mut dsn: u64, mut len: u32) -> bool {
+        if seq_lt(ssn, acked) {
+            let skip = acked.wrapping_sub(ssn);
+            if skip >= len {
+                return true;
+            }
+            ssn = acked;
+            dsn += skip as u64;
+            len -= skip;
+        }
+        while len > 0 {
+            // The first entry that ends after ssn.
+            let i = self.e[..self.n]
+                .iter()
+                .position(|e| seq_gt(e.ssn.wrapping_add(e.len), ssn))
+                .unwrap_or(self.n);
+            let step = if i < self.n && seq_le(self.e[i].ssn, ssn) {
+                // Already recorded: skip the covered part.
+                self.e[i]
+                    .ssn
+                    .wrapping_add(self.e[i].len)
+                    .wrapping_sub(ssn)
+                    .min(len)
+            } else {
+                let gap = if i < self.n {
+                    self.e[i].ssn.wrapping_sub(ssn).min(len)
+                } else {
+                    len
+                };
+                if !self.put(i, RecvEntry { ssn, dsn, len: gap }) {
+                    return false;
+                }
+                gap
+            };
+            ssn = ssn.wrapping_add(step);
+            dsn += step as u64;
+            len -= step;
+        }
+        true
+    }
+
+    fn put(&mut self, i: usize, e: RecvEntry) -> bool {
+        // Merge with the previous entry when contiguous in both spaces.
+        if i > 0 {
+            let p = self.e[i - 1];
+            if p.ssn.wrapping_add(p.len) == e.ssn && p.dsn + p.len as u64 == e.dsn {
+                self.e[i - 1].len += e.len;
+                self.merge_at(i - 1);
+                return true;
+            }
+        }
+        if self.n == RECV_ENTRIES {
+            return false;
+        }
+        self.e.copy_within(i..self.n, i + 1);
+        self.e[i] = e;
+        self.n += 1;
+        self.merge_at(i);
+        true
+    }
+
+    /// Merge entry i with its successor when they are contiguous in both spaces.
+    fn merge_at(&mut self, i: usize) {
+        if i + 1 < self.n {
+            let (a, b) = (self.e[i], self.e[i + 1]);
+            if a.ssn.wrapping_add(a.len) == b.ssn && a.dsn + a.len as u64 == b.dsn {
+                self.e[i].len += b.len;
+                self.e.copy_within(i + 2..self.n, i + 1);
+                self.n -= 1;
+            }
+        }
+    }
+
+    /// ACK projection (paper §3.5) for the cumulative part: the LAN host has everything below
+    /// data sequence number `dack`. Returns the new subflow ACK: from `acked`, advance over the
+    /// contiguous entries whose bytes are all below `dack` (and into the first that is partly
+    /// below). Acknowledged bytes are removed from the table.
+    pub fn advance(&mut self, acked: u32, dack: u64) -> u32 {
+        let mut ack = acked;
+        let mut drop = 0;
+        while drop < self.n {
+            let e = self.e[drop];
+            if e.ssn != ack || e.dsn >= dack {
+                break;
+            }
+            let end = e.dsn + e.len as u64;
+            if end <= dack {
+                ack = e.ssn.wrapping_add(e.len);
+                drop += 1;
+            } else {
+                let part = (dack - e.dsn) as u32;
+                ack = e.ssn.wrapping_add(part);
+                self.e[drop] = RecvEntry {
+                    ssn: ack,
+                    dsn: e.dsn + part as u64,
+                    len: e.len - part,
+                };
+                break;
+            }
+        }
+        if drop > 0 {
+            self.e.copy_within(drop..self.n, 0);
+            self.n -= drop;
+        }
+        ack
+    }
+
+    /// The SSN ranges of this subflow that the LAN host holds although the subflow's cumulative
+    /// ACK cannot cover them yet: entries (or parts) whose DSN range is below `dack` or inside
+    /// one of the host's SACK blocks `dsacks` (data-level). Written to `out`, returns the count.
+    pub fn sack_blocks(&self, dack: u64, dsacks: &[(u64, u64)], out: &mut [(u32, u32)]) -> usize {
+        let mut n = 0;
+        for e in self.entries() {
+            let (s, t) = (e.dsn, e.dsn + e.len as u64);
+            let mut emit = |lo: u64, hi: u64, n: &mut usize| {
+                if lo >= hi {
+                    return;
+                }
+                let a = e.ssn.wrapping_add((lo - s) as u32);
+                let b = e.ssn.wrapping_add((hi - s) as u32);
+                if *n > 0 && out[*n - 1].1 == a {
+                    out[*n - 1].1 = b;
+                } else if *n < out.len() {
+                    out[*n] = (a, b);
+                    *n += 1;
+                }
+            };
+            emit(s, t.min(dack), &mut n);
+            for &(l, r) in dsacks {
+                emit(s.max(l).max(dack), t.min(r), &mut n);
+            }
+        }
+        n
+    }
+}
+
+/// Recent server mappings of one subflow (a mapping may cover many segments).
+#[derive(Clone, Debug, Default)]
+pub struct MapCache {
+    e: [MapEntry; MAP_ENTRIES],
+    n: usize,
+    next: usize,
+}
+
+impl MapCache {
+    pub fn add(&mut self, m: MapEntry) {
+        if let Some(x) = self.e[..self.n].iter_mut().find(|x| x.ssn == m.ssn) {
+            *x = m;
+            return;
+        }
+        if self.n < MAP_ENTRIES {
+            self.e[self.n] = m;
+            self.n += 1;
+        } else {
+            self.e[self.next] = m;
+            self.next = (self.next + 1) % MAP_ENTRIES;
+        }
+    }
+
+    /// The DSN of subflow byte `ssn` and how many bytes from there the mapping covers.
+    pub fn lookup(&self, ssn: u32) -> Option<(u64, u32)> {
+        self.e[..self.n].iter().find_map(|m| {
+            let off = ssn.wrapping_sub(m.ssn);
+            (off < m.len).then(|| (m.dsn + off as u64, m.len - off))
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Subflow {
+    pub uplink: u8,
+    /// The router's source port.
+    pub port: u16,
+    pub state: SubState,
+    /// Our ISN on this subflow (for the initial subflow: the LAN host's ISN).
+    pub isn: u32,
+    /// The server's ISN on this subflow.
+    pub risn: u32,
+    /// Next sequence number we send (joins carry no data in this version).
+    pub snd_nxt: u32,
+    /// The subflow ACK we last sent (absolute server SSN).
+    pub rcv_ack: u32,
+    /// Server bytes received here, not yet acknowledged on this subflow.
+    pub recv: RecvTable,
+    pub maps: MapCache,
+    /// Server's FIN on this subflow (absolute sequence number of the FIN), if seen.
+    pub fin: Option<u32>,
+    /// We sent our FIN on this subflow (joins answer the server's FIN with theirs).
+    pub fin_sent: bool,
+    /// Last TSval from the server on this subflow, and our offset to the LAN host's clock view.
+    pub ts_recent: u32,
+    pub ts_off: u32,
+    /// Server's window scale on this subflow.
+    pub wscale: u8,
+    pub backup: bool,
+    pub nonce: u32,
+    pub rnonce: u32,
+    /// Retransmission timer for the join handshake, and tries so far.
+    pub timer: Option<Micros>,
+    pub tries: u8,
+}
+
+impl Subflow {
+    pub fn new(uplink: u8, port: u16, isn: u32) -> Subflow {
+        Subflow {
+            uplink,
+            port,
+            state: SubState::SynSent,
+            isn,
+            risn: 0,
+            snd_nxt: isn.wrapping_add(1),
+            rcv_ack: 0,
+            recv: RecvTable::default(),
+            maps: MapCache::default(),
+            fin: None,
+            fin_sent: false,
+            ts_recent: 0,
+            ts_off: 0,
+            wscale: 0,
+            backup: false,
+            nonce: 0,
+            rnonce: 0,
+            timer: None,
+            tries: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub state: ConnState,
+    pub last_seen: Micros,
+    /// The LAN host's ISN; the initial subflow uses it too.
+    pub c_isn: u32,
+    /// The server's ISN as the LAN host sees it (= the initial subflow's server ISN).
+    pub s_isn: u32,
+    /// Options the LAN host offered in its SYN.
+    pub c_mss: u16,
+    pub c_wscale: Option<u8>,
+    pub c_sack: bool,
+    pub c_ts: bool,
+    /// Negotiated end to end (both SYN and SYN/ACK had them).
+    pub ts: bool,
+    pub sack: bool,
+    /// Window scale the LAN host was told (the initial subflow's server scale).
+    pub s_wscale: u8,
+    /// Last TSval from the LAN host (echoed back to it), highest TSval sent to it.
+    pub c_ts_recent: u32,
+    pub ts_to_client: u32,
+    pub local_key: u64,
+    pub remote_key: u64,
+    pub remote_token: u32,
+    pub local_idsn: u64,
+    pub remote_idsn: u64,
+    /// DSS checksums in use (RFC 8684 §3.3.1).
+    pub csum: bool,
+    /// A DSS came from the server: our key is known to it, stop repeating MP_CAPABLE.
+    pub confirmed: bool,
+    /// Highest DATA_ACK from the server (our data), and the highest data level ACK we sent.
+    pub data_acked: u64,
+    pub data_ack_sent: u64,
+    /// Last cumulative ACK from the LAN host (its TCP space).
+    pub c_ack: u32,
+    /// Last window the LAN host advertised (unscaled value as on the wire).
+    pub c_win: u16,
+    /// Server's DATA_FIN (data sequence number of the FIN).
+    pub s_data_fin: Option<u64>,
+    /// The LAN host sent its FIN (sequence number of the FIN).
+    pub c_fin: Option<u32>,
+    /// When both sides are closed: forget the connection after this time.
+    pub linger: Option<Micros>,
+    pub subs: [Option<Subflow>; MAX_SUBFLOWS],
+}
+
+impl Conn {
+    pub fn subs(&self) -> impl Iterator<Item = &Subflow> {
+        self.subs.iter().flatten()
+    }
+
+    pub fn sub(&self, i: u8) -> Option<&Subflow> {
+        self.subs.get(i as usize).and_then(|s| s.as_ref())
+    }
+
+    pub fn sub_mut(&mut self, i: u8) -> Option<&mut Subflow> {
+        self.subs.get_mut(i as usize).and_then(|s| s.as_mut())
+    }
+
+    /// Data sequence number of the byte the LAN host numbers `tsn` in the server's stream.
+    pub fn dsn_of_tsn(&self, tsn: u32) -> u64 {
+        let off = tsn.wrapping_sub(self.s_isn.wrapping_add(1));
+        crate::wire::seq::expand32(
+            self.data_ack_sent
+                .wrapping_sub(self.remote_idsn.wrapping_add(1)),
+            off,
+        )
+        .wrapping_add(self.remote_idsn.wrapping_add(1))
+    }
+
+    /// The LAN host's number for the server's data sequence number `dsn`.
+    pub fn tsn_of_dsn(&self, dsn: u64) -> u32 {
+        (dsn.wrapping_sub(self.remote_idsn.wrapping_add(1)) as u32)
+            .wrapping_add(self.s_isn.wrapping_add(1))
+    }
+
+    /// Data sequence number of the LAN host's byte `seq` (its own stream).
+    pub fn dsn_of_cseq(&self, seq: u32) -> u64 {
+        let off = seq.wrapping_sub(self.c_isn.wrapping_add(1));
+        crate::wire::seq::expand32(
+            self.data_acked
+                .wrapping_sub(self.local_idsn.wrapping_add(1)),
+            off,
+        )
+        .wrapping_add(self.local_idsn.wrapping_add(1))
+    }
+
+    /// The LAN host's sequence number for our data sequence number `dsn`.
+    pub fn cseq_of_dsn(&self, dsn: u64) -> u32 {
+        (dsn.wrapping_sub(self.local_idsn.wrapping_add(1)) as u32)
+            .wrapping_add(self.c_isn.wrapping_add(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recv_merges_and_projects() {
+        let mut t = RecvTable::default();
+        assert!(t.insert(1000, 1000, 5000, 100));
+        assert!(t.insert(1000, 1100, 5100, 100));
+        assert_eq!(t.entries().len(), 1);
+        // Out of order on the subflow: a hole at 1200..1300.
+        assert!(t.insert(1000, 1300, 5300, 100));
+        assert_eq!(t.entries().len(), 2);
+        // The host has everything below DSN 5400 (the hole came over another subflow).
+        assert_eq!(t.advance(1000, 5150), 1150);
+        assert_eq!(t.advance(1150, 5400), 1200);
+        let mut out = [(0, 0); 4];
+        let n = t.sack_blocks(5400, &[], &mut out);
+        assert_eq!(&out[..n], &[(1300, 1400)]);
+    }
+
+    #[test]
+    fn recv_ignores_retransmissions() {
+        let mut t = RecvTable::default();
+        assert!(t.insert(0, 0, 0, 100));
+        assert!(t.insert(0, 50, 50, 100));
+        assert_eq!(
+            t.entries(),
+            &[RecvEntry {
+                ssn: 0,
+                dsn: 0,
+                len: 150
+            }]
+        );
+        assert!(t.insert(0, 0, 0, 150));
+        assert_eq!(t.entries().len(), 1);
+        // Below the subflow ACK: nothing to record.
+        assert!(t.insert(200, 100, 100, 50));
+        assert_eq!(t.entries().len(), 1);
+    }
+
+    #[test]
+    fn recv_fills_a_hole_between_entries() {
+        let mut t = RecvTable::default();
+        assert!(t.insert(0, 0, 0, 10));
+        assert!(t.insert(0, 20, 20, 10));
+        assert!(t.insert(0, 5, 5, 20)); // overlaps both
+        assert_eq!(
+            t.entries(),
+            &[RecvEntry {
+                ssn: 0,
+                dsn: 0,
+                len: 30
+            }]
+        );
+    }
+
+    #[test]
+    fn recv_wraps_sequence_numbers() {
+        let mut t = RecvTable::default();
+        let s = u32::MAX - 50;
+        assert!(t.insert(s, s, 1 << 40, 100));
+        assert_eq!(t.advance(s, (1 << 40) + 100), s.wrapping_add(100));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn sack_projection_of_data_level_blocks() {
+        let mut t = RecvTable::default();
+        // Subflow carries DSN 100..200 and 300..400 at SSN 0..100 and 100..200.
+        assert!(t.insert(0, 0, 100, 100));
+        assert!(t.insert(0, 100, 300, 100));
+        // Host acked below 50 (nothing of ours), SACKs 300..400.
+        let mut out = [(0, 0); 4];
+        let n = t.sack_blocks(50, &[(300, 400)], &mut out);
+        assert_eq!(&out[..n], &[(100, 200)]);
+        assert_eq!(t.advance(0, 50), 0);
+    }
+
+    #[test]
+    fn map_cache_lookup() {
+        let mut m = MapCache::default();
+        m.add(MapEntry {
+            ssn: 10,
+            dsn: 1000,
+            len: 100,
+        });
+        assert_eq!(m.lookup(60), Some((1050, 50)));
+        assert_eq!(m.lookup(110), None);
+    }
+}

@@ -39,6 +39,8 @@ counters! {
     dss_rx => "DSSRx",
     /// Data on a subflow that no mapping covers (dropped).
     dss_no_mapping => "DSSNoMapping",
+    /// Server segments dropped because the subflow's RECV table was full (retransmitted later).
+    recv_table_full => "RecvTableFull",
     /// ADD_ADDR received with a valid HMAC, and echoed.
     add_addr => "AddAddr",
     /// ADD_ADDR received with a bad HMAC (ignored).

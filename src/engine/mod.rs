@@ -16,11 +16,20 @@
 //! connection are dropped and re-emitted as subflow packets; subflow packets from the server are
 //! dropped and re-emitted towards the LAN host.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 mod conn;
 mod counters;
+mod emit;
+mod lan;
+mod rng;
 mod table;
+mod wan;
+
+use crate::wire::{
+    self, crypto, packet, packet::IpTcp, packet::TcpSpec, tcpopt::OptWriter, tcpopt::TcpOptions,
+};
+use conn::{Conn, ConnState, Subflow};
 
 pub use counters::Counters;
 
@@ -129,26 +138,365 @@ pub struct SubflowStatus {
 /// Largest packet the engine emits or accepts for conversion.
 pub const MAX_PACKET: usize = 2048;
 
+/// How long a closed connection is remembered (late retransmissions, last ACKs).
+const LINGER: Micros = 10_000_000;
+/// Join SYN retransmission: first timeout, doubled per try, and tries.
+const JOIN_SYN_RTO: Micros = 1_000_000;
+const JOIN_SYN_TRIES: u8 = 4;
+/// Join third-ACK retransmission until the server acknowledges it (RFC 8684 §3.2).
+const JOIN_ACK_RTO: Micros = 500_000;
+const JOIN_ACK_TRIES: u8 = 6;
+/// A connection whose SYN/ACK never came is forgotten after this.
+const SYN_TIMEOUT: Micros = 75_000_000;
+/// Housekeeping period (expiry, join timers).
+const SWEEP: Micros = 100_000;
+
 /// The converter. See the module documentation for the contract.
 pub struct Engine {
     cfg: EngineConfig,
     counters: Counters,
     tx: TxRing,
+    table: table::Table,
+    rng: rng::Rng,
+    ip_id: u16,
+    next_sweep: Micros,
+    warned_full: bool,
+}
+
+/// What the packet handlers borrow from the engine besides the connection.
+pub(crate) struct Ctx<'a> {
+    pub tx: &'a mut TxRing,
+    pub counters: &'a mut Counters,
+    pub cfg: &'a EngineConfig,
+    pub rng: &'a mut rng::Rng,
+    pub ip_id: &'a mut u16,
+    pub now: Micros,
+}
+
+impl Ctx<'_> {
+    pub fn uplink_addr(&self, u: u8, v6: bool) -> Option<IpAddr> {
+        let up = self.cfg.uplinks.get(u as usize)?;
+        if v6 {
+            up.addr6.map(IpAddr::V6)
+        } else {
+            up.addr4.map(IpAddr::V4)
+        }
+    }
+
+    /// Largest MSS that fits every uplink's MTU (a LAN host's segment may go on any of them).
+    pub fn mss_limit(&self, _u: u8, v6: bool) -> u16 {
+        let mtu = self.cfg.uplinks.iter().map(|u| u.mtu).min().unwrap_or(1500);
+        mtu.saturating_sub(if v6 { 60 } else { 40 })
+    }
+
+    fn next_id(&mut self) -> u16 {
+        *self.ip_id = self.ip_id.wrapping_add(1);
+        *self.ip_id
+    }
+
+    /// A segment of subflow `sub` towards the server, in the image of the LAN host's packet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn spec_to_server(
+        &mut self,
+        conn: &Conn,
+        sub: &Subflow,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+        p: &IpTcp,
+    ) -> TcpSpec {
+        let mut s = self.spec_forged(conn, sub, seq, ack, flags);
+        s.window = window;
+        s.ttl = p.ttl.saturating_sub(1).max(1);
+        s.tos = p.tos;
+        s.flow = p.flow;
+        s
+    }
+
+    /// A segment of subflow `sub` that the converter makes itself.
+    pub fn spec_forged(
+        &mut self,
+        conn: &Conn,
+        sub: &Subflow,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+    ) -> TcpSpec {
+        let v6 = conn.server.is_ipv6();
+        let src = self.uplink_addr(sub.uplink, v6).unwrap_or(if v6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        });
+        TcpSpec {
+            src,
+            dst: conn.server.ip(),
+            sport: sub.port,
+            dport: conn.server.port(),
+            seq,
+            ack,
+            flags,
+            window: conn.c_win,
+            ttl: 64,
+            tos: 0,
+            ip_id: self.next_id(),
+            df: true,
+            flow: 0,
+        }
+    }
+
+    /// A segment towards the LAN host, from the server's address.
+    pub fn spec_to_client(
+        &mut self,
+        conn: &Conn,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+        ttl: u8,
+    ) -> TcpSpec {
+        TcpSpec {
+            src: conn.server.ip(),
+            dst: conn.client.ip(),
+            sport: conn.server.port(),
+            dport: conn.client.port(),
+            seq,
+            ack,
+            flags,
+            window,
+            ttl: ttl.saturating_sub(1).max(1),
+            tos: 0,
+            ip_id: self.next_id(),
+            df: true,
+            flow: 0,
+        }
+    }
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
+        let nup = cfg.uplinks.len().clamp(1, conn::MAX_SUBFLOWS);
+        let range = if cfg.port_range.0 <= cfg.port_range.1 {
+            cfg.port_range
+        } else {
+            (cfg.port_range.1, cfg.port_range.0)
+        };
         Engine {
             tx: TxRing::new(256),
             counters: Counters::default(),
+            table: table::Table::new(cfg.max_connections.max(1), nup, range, nup),
+            rng: rng::Rng::new(cfg.seed),
+            ip_id: 0,
+            next_sweep: 0,
+            warned_full: false,
             cfg,
         }
     }
 
+    fn split(&mut self, now: Micros, slot: usize) -> Option<(&mut Conn, Ctx<'_>)> {
+        let conn = self.table.get_mut(slot)?;
+        Some((
+            conn,
+            Ctx {
+                tx: &mut self.tx,
+                counters: &mut self.counters,
+                cfg: &self.cfg,
+                rng: &mut self.rng,
+                ip_id: &mut self.ip_id,
+                now,
+            },
+        ))
+    }
+
     /// Handle one IP packet (IPv4 or IPv6, starting at the IP header).
     pub fn handle(&mut self, now: Micros, from: Side, packet: &mut [u8]) -> Verdict {
-        let _ = (now, from, packet);
-        Verdict::Accept
+        let p = match IpTcp::parse(packet) {
+            Ok(p) => p,
+            Err(_) => {
+                self.counters.pkt_malformed += 1;
+                // Not ours to judge on the LAN side; on an uplink it was addressed to our ports.
+                return match from {
+                    Side::Lan => Verdict::Accept,
+                    Side::Uplink(_) => Verdict::Drop,
+                };
+            }
+        };
+        match from {
+            Side::Lan => self.from_lan(now, packet, &p),
+            Side::Uplink(u) => self.from_uplink(now, u, packet, &p),
+        }
+    }
+
+    fn from_lan(&mut self, now: Micros, pkt: &[u8], p: &IpTcp) -> Verdict {
+        let client = SocketAddr::new(p.src, p.sport);
+        let server = SocketAddr::new(p.dst, p.dport);
+        if let Some(slot) = self.table.find_client(client, server) {
+            let Some((conn, mut ctx)) = self.split(now, slot) else {
+                return Verdict::Accept;
+            };
+            let (v, after) = lan::packet(&mut ctx, conn, pkt, p);
+            if after.remove {
+                self.table.remove(slot);
+            }
+            return v;
+        }
+        if p.flags & (packet::SYN | packet::ACK | packet::RST) != packet::SYN {
+            // Not a connection we converted (e.g. opened before we started): leave it alone.
+            return Verdict::Accept;
+        }
+        self.new_connection(now, pkt, p, client, server)
+    }
+
+    fn new_connection(
+        &mut self,
+        now: Micros,
+        pkt: &[u8],
+        p: &IpTcp,
+        client: SocketAddr,
+        server: SocketAddr,
+    ) -> Verdict {
+        let v6 = p.v6;
+        let has_addr = self.cfg.uplinks.first().is_some_and(|u| {
+            if v6 {
+                u.addr6.is_some()
+            } else {
+                u.addr4.is_some()
+            }
+        });
+        if !has_addr {
+            return Verdict::Accept;
+        }
+        let opts = TcpOptions::parse(p.options(pkt));
+        if opts.malformed {
+            self.counters.opt_malformed += 1;
+            return Verdict::Accept;
+        }
+        if self.table.is_full() {
+            self.counters.conn_table_full += 1;
+            if !self.warned_full {
+                self.warned_full = true;
+                log::warn!(
+                    "connection table full ({} connections): new connections pass unconverted until some close",
+                    self.cfg.max_connections
+                );
+            }
+            return Verdict::Accept;
+        }
+        let Some(port) = self.table.alloc_port(0) else {
+            self.counters.conn_table_full += 1;
+            return Verdict::Accept;
+        };
+        let local_key = self.rng.u64();
+        let (_, local_idsn) = crypto::token_idsn(local_key);
+        let mut sub0 = Subflow::new(0, port, p.seq);
+        sub0.state = conn::SubState::SynSent;
+        let mut subs: [Option<Subflow>; conn::MAX_SUBFLOWS] = Default::default();
+        subs[0] = Some(sub0);
+        let c = Conn {
+            client,
+            server,
+            state: ConnState::SynSent,
+            last_seen: now,
+            c_isn: p.seq,
+            s_isn: 0,
+            c_mss: opts.mss.unwrap_or(536),
+            c_wscale: opts.wscale,
+            c_sack: opts.sack_perm,
+            c_ts: opts.ts.is_some(),
+            ts: false,
+            sack: false,
+            s_wscale: 0,
+            c_ts_recent: opts.ts.map(|t| t.0).unwrap_or(0),
+            ts_to_client: 0,
+            local_key,
+            remote_key: 0,
+            remote_token: 0,
+            local_idsn,
+            remote_idsn: 0,
+            csum: self.cfg.checksum,
+            confirmed: false,
+            data_acked: local_idsn.wrapping_add(1),
+            data_ack_sent: 0,
+            c_ack: 0,
+            c_win: p.window,
+            s_data_fin: None,
+            c_fin: None,
+            linger: None,
+            subs,
+        };
+        let Some(slot) = self.table.insert(c) else {
+            self.table.unbind_sub((0, port));
+            return Verdict::Accept;
+        };
+        self.table.bind_sub((0, port), slot, 0);
+        if let Some((conn, mut ctx)) = self.split(now, slot) {
+            lan::syn(&mut ctx, conn, &opts, p);
+        }
+        Verdict::Drop
+    }
+
+    fn from_uplink(&mut self, now: Micros, u: u8, pkt: &[u8], p: &IpTcp) -> Verdict {
+        let Some((slot, si)) = self.table.find_sub((u, p.dport)) else {
+            self.counters.pkt_unknown += 1;
+            return Verdict::Drop;
+        };
+        let Some((conn, mut ctx)) = self.split(now, slot) else {
+            return Verdict::Drop;
+        };
+        if conn.server != SocketAddr::new(p.src, p.sport) {
+            ctx.counters.pkt_unknown += 1;
+            return Verdict::Drop;
+        }
+        let (v, after) = wan::packet(&mut ctx, conn, si, pkt, p);
+        if after.remove {
+            self.table.remove(slot);
+        } else {
+            if after.drop_sub {
+                self.close_sub(slot, si);
+            }
+            if after.start_joins {
+                self.start_joins(now, slot);
+            }
+        }
+        v
+    }
+
+    fn close_sub(&mut self, slot: usize, si: u8) {
+        let Some(conn) = self.table.get_mut(slot) else {
+            return;
+        };
+        let Some(sub) = conn.sub_mut(si) else { return };
+        sub.state = conn::SubState::Closed;
+        sub.timer = None;
+        let key = (sub.uplink, sub.port);
+        self.table.unbind_sub(key);
+    }
+
+    /// One join per other uplink of the server's address family (RFC 8684 §3.2).
+    fn start_joins(&mut self, now: Micros, slot: usize) {
+        let v6 = match self.table.get(slot) {
+            Some(c) => c.server.is_ipv6(),
+            None => return,
+        };
+        let n = self.cfg.uplinks.len().min(conn::MAX_SUBFLOWS);
+        for u in 1..n {
+            let up = &self.cfg.uplinks[u];
+            if (v6 && up.addr6.is_none()) || (!v6 && up.addr4.is_none()) {
+                continue;
+            }
+            let Some(port) = self.table.alloc_port(u as u8) else {
+                continue;
+            };
+            let Some((conn, mut ctx)) = self.split(now, slot) else {
+                return;
+            };
+            let mut sub = lan::new_join(&mut ctx, u as u8, port);
+            sub.timer = Some(now + JOIN_SYN_RTO);
+            join_syn(&mut ctx, conn, &sub);
+            conn.subs[u] = Some(sub);
+            self.table.bind_sub((u as u8, port), slot, u as u8);
+        }
     }
 
     /// The next packet to send, if any. Call until it returns `None` after every `handle*`.
@@ -158,12 +506,71 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Micros> {
-        None
+        (self.table.len() > 0).then_some(self.next_sweep)
     }
 
     /// Run the timers due at `now` (retransmissions, expiry).
     pub fn handle_timeout(&mut self, now: Micros) {
-        let _ = now;
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP;
+        for slot in 0..self.cfg.max_connections.max(1) {
+            self.sweep_one(now, slot);
+        }
+    }
+
+    fn sweep_one(&mut self, now: Micros, slot: usize) {
+        let idle = self.cfg.idle_timeout;
+        let Some((conn, mut ctx)) = self.split(now, slot) else {
+            return;
+        };
+        let expired = match conn.state {
+            ConnState::SynSent => now.saturating_sub(conn.last_seen) > SYN_TIMEOUT,
+            _ => now.saturating_sub(conn.last_seen) > idle,
+        };
+        if expired || conn.linger.is_some_and(|t| now >= t) {
+            if expired {
+                ctx.counters.conn_expired += 1;
+            }
+            self.table.remove(slot);
+            return;
+        }
+        let mut dead = [false; conn::MAX_SUBFLOWS];
+        for i in 1..conn::MAX_SUBFLOWS {
+            let Some(sub) = conn.sub(i as u8) else {
+                continue;
+            };
+            let Some(t) = sub.timer else { continue };
+            if now < t {
+                continue;
+            }
+            match sub.state {
+                conn::SubState::SynSent if sub.tries + 1 < JOIN_SYN_TRIES => {
+                    join_syn(&mut ctx, conn, sub);
+                    let s = conn.sub_mut(i as u8).expect("present");
+                    s.tries += 1;
+                    s.timer = Some(now + (JOIN_SYN_RTO << s.tries));
+                }
+                conn::SubState::AckSent if sub.tries + 1 < JOIN_ACK_TRIES => {
+                    wan::join_third_ack(&mut ctx, conn, sub);
+                    let s = conn.sub_mut(i as u8).expect("present");
+                    s.tries += 1;
+                    s.timer = Some(now + JOIN_ACK_RTO);
+                }
+                conn::SubState::SynSent | conn::SubState::AckSent => dead[i] = true,
+                _ => {
+                    if let Some(s) = conn.sub_mut(i as u8) {
+                        s.timer = None;
+                    }
+                }
+            }
+        }
+        for (i, d) in dead.iter().enumerate() {
+            if *d {
+                self.close_sub(slot, i as u8);
+            }
+        }
     }
 
     pub fn counters(&self) -> &Counters {
@@ -176,24 +583,95 @@ impl Engine {
 
     /// A picture of the engine for `mpconv status`.
     pub fn status(&self) -> Status {
+        let mut uplinks: Vec<UplinkStatus> = self
+            .cfg
+            .uplinks
+            .iter()
+            .map(|u| UplinkStatus {
+                name: u.name.clone(),
+                subflows: 0,
+            })
+            .collect();
+        let mut connections = Vec::new();
+        for (_, c) in self.table.iter() {
+            let mut subflows = Vec::new();
+            for s in c.subs() {
+                if s.state == conn::SubState::Established {
+                    if let Some(u) = uplinks.get_mut(s.uplink as usize) {
+                        u.subflows += 1;
+                    }
+                }
+                subflows.push(SubflowStatus {
+                    uplink: s.uplink,
+                    local_port: s.port,
+                    state: match s.state {
+                        conn::SubState::SynSent => "syn-sent",
+                        conn::SubState::AckSent => "ack-sent",
+                        conn::SubState::Established => "established",
+                        conn::SubState::Closed => "closed",
+                    },
+                });
+            }
+            connections.push(ConnStatus {
+                client: c.client,
+                server: c.server,
+                state: match (c.state, c.linger.is_some()) {
+                    (ConnState::SynSent, _) => "syn-sent",
+                    (_, true) => "closing",
+                    (ConnState::Mptcp, _) => "established",
+                    (ConnState::Fallback, _) => "fallback",
+                },
+                subflows,
+            });
+        }
         Status {
-            uplinks: self
-                .cfg
-                .uplinks
-                .iter()
-                .map(|u| UplinkStatus {
-                    name: u.name.clone(),
-                    subflows: 0,
-                })
-                .collect(),
-            connections: Vec::new(),
+            uplinks,
+            connections,
             counters: self.counters.clone(),
         }
     }
 }
 
+/// The MP_JOIN SYN of a join subflow.
+fn join_syn(ctx: &mut Ctx, conn: &Conn, sub: &Subflow) {
+    let mut w = OptWriter::new();
+    w.mss(
+        conn.c_mss
+            .min(ctx.mss_limit(sub.uplink, conn.server.is_ipv6())),
+    );
+    if conn.sack {
+        w.sack_perm();
+    }
+    if conn.ts {
+        w.ts(conn.c_ts_recent, 0);
+    }
+    if let Some(ws) = conn.c_wscale {
+        w.wscale(ws);
+    }
+    emit::mptcp(
+        &mut w,
+        &wire::mptcp::MptcpOption::MpJoin(wire::mptcp::MpJoin::Syn {
+            backup: false,
+            addr_id: sub.uplink,
+            token: conn.remote_token,
+            nonce: sub.nonce,
+        }),
+    );
+    ctx.counters.mp_join_syn_tx += 1;
+    let spec = ctx.spec_forged(conn, sub, sub.isn, 0, packet::SYN);
+    emit::segment(
+        ctx.tx,
+        ctx.counters,
+        Dest::Uplink(sub.uplink),
+        &spec,
+        &w,
+        &[],
+        Some(0),
+    );
+}
+
 /// A fixed ring of packet buffers, allocated once.
-struct TxRing {
+pub(crate) struct TxRing {
     bufs: Vec<[u8; MAX_PACKET]>,
     meta: Vec<(Dest, u16)>,
     head: usize,
@@ -211,7 +689,6 @@ impl TxRing {
     }
 
     /// A free buffer to write the next packet into, or `None` when the ring is full.
-    #[allow(dead_code)]
     fn slot(&mut self) -> Option<&mut [u8; MAX_PACKET]> {
         if self.len == self.bufs.len() {
             return None;
@@ -221,7 +698,6 @@ impl TxRing {
     }
 
     /// Commit the packet written into [`TxRing::slot`].
-    #[allow(dead_code)]
     fn commit(&mut self, dest: Dest, len: usize) {
         let i = (self.head + self.len) % self.bufs.len();
         self.meta[i] = (dest, len as u16);

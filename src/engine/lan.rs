@@ -1,0 +1,378 @@
+//! Packets from the LAN host: its SYN becomes an MP_CAPABLE SYN on the first uplink; on a
+//! converted connection each segment becomes a segment of the initial subflow with a DSS
+//! option, and its ACK is projected onto every subflow that contributed (paper §3.4–3.5).
+
+use std::net::SocketAddr;
+
+use super::conn::{Conn, ConnState, SubState, Subflow};
+use super::emit;
+use super::{Ctx, Dest, Verdict};
+use crate::wire::mptcp::{Dss, Mapping, MpCapable, MptcpOption, MPC_A, MPC_H};
+use crate::wire::packet::{IpTcp, ACK, FIN, RST, SYN};
+use crate::wire::tcpopt::{OptWriter, TcpOptions};
+use crate::wire::{checksum, seq};
+
+/// Bytes the converter may add to a LAN host's segment: MP_CAPABLE with data and checksum (24),
+/// which is also more than a DSS with 32-bit DATA_ACK, 32-bit DSN and checksum (20).
+pub const OPTION_OVERHEAD: u16 = 24;
+
+/// The MP_CAPABLE SYN for a new connection.
+pub fn syn(ctx: &mut Ctx, conn: &Conn, opts_in: &TcpOptions, p: &IpTcp) -> bool {
+    let Some(sub) = conn.sub(0) else { return false };
+    let mut w = OptWriter::new();
+    w.mss(conn.c_mss.min(ctx.mss_limit(0, p.v6)));
+    if conn.c_sack {
+        w.sack_perm();
+    }
+    if let Some((val, _)) = opts_in.ts {
+        w.ts(val, 0);
+    }
+    if let Some(ws) = conn.c_wscale {
+        w.wscale(ws);
+    }
+    let flags = MPC_H | if ctx.cfg.checksum { MPC_A } else { 0 };
+    emit::mptcp(
+        &mut w,
+        &MptcpOption::MpCapable(MpCapable {
+            version: 1,
+            flags,
+            sender_key: None,
+            receiver_key: None,
+            data_len: None,
+            checksum: None,
+        }),
+    );
+    ctx.counters.mp_capable_syn_tx += 1;
+    let spec = ctx.spec_to_server(conn, sub, conn.c_isn, 0, SYN, p.window, p);
+    emit::segment(
+        ctx.tx,
+        ctx.counters,
+        Dest::Uplink(0),
+        &spec,
+        &w,
+        &[],
+        Some(0),
+    )
+}
+
+/// What the caller must do after [`packet`].
+#[derive(Default)]
+pub struct After {
+    pub remove: bool,
+}
+
+/// A packet of an existing connection from the LAN host.
+pub fn packet(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) -> (Verdict, After) {
+    conn.last_seen = ctx.now;
+    let mut after = After::default();
+    match conn.state {
+        ConnState::SynSent => {
+            if p.flags & (SYN | ACK) == SYN {
+                let o = TcpOptions::parse(p.options(pkt));
+                syn(ctx, conn, &o, p);
+            } else if p.flags & RST != 0 {
+                after.remove = true;
+            }
+        }
+        ConnState::Fallback => {
+            if let Some(sub) = conn.sub(0) {
+                let Some(src) = ctx.uplink_addr(0, p.v6) else {
+                    return (Verdict::Drop, after);
+                };
+                let src = SocketAddr::new(src, sub.port);
+                emit::translate(
+                    ctx.tx,
+                    ctx.counters,
+                    Dest::Uplink(0),
+                    pkt,
+                    p,
+                    src,
+                    conn.server,
+                );
+            }
+            note_close(ctx, conn, p, true);
+            after.remove = p.flags & RST != 0;
+        }
+        ConnState::Mptcp => {
+            if p.flags & RST != 0 {
+                fastclose(ctx, conn, p);
+                after.remove = true;
+            } else if p.flags & SYN == 0 {
+                converted(ctx, conn, pkt, p);
+                note_close(ctx, conn, p, true);
+            }
+        }
+    }
+    (Verdict::Drop, after)
+}
+
+/// Track FINs for the linger timer (both directions closed → forget soon).
+pub fn note_close(ctx: &mut Ctx, conn: &mut Conn, p: &IpTcp, from_lan: bool) {
+    if p.flags & FIN != 0 {
+        if from_lan {
+            conn.c_fin = Some(p.seq.wrapping_add(p.payload_len as u32));
+        } else if conn.state == ConnState::Fallback {
+            conn.s_data_fin = Some(0);
+        }
+    }
+    if conn.c_fin.is_some() && conn.s_data_fin.is_some() && conn.linger.is_none() {
+        conn.linger = Some(ctx.now + super::LINGER);
+    }
+}
+
+/// The LAN host reset its connection: RST with MP_FASTCLOSE and MP_TCPRST on every subflow
+/// (RFC 8684 §3.5, v1 sends MP_FASTCLOSE on a RST).
+fn fastclose(ctx: &mut Ctx, conn: &Conn, p: &IpTcp) {
+    for (i, sub) in conn.subs.iter().enumerate() {
+        let Some(sub) = sub else { continue };
+        if sub.state == SubState::Closed {
+            continue;
+        }
+        let mut w = OptWriter::new();
+        emit::mptcp(
+            &mut w,
+            &MptcpOption::MpFastclose {
+                key: conn.remote_key,
+            },
+        );
+        emit::mptcp(
+            &mut w,
+            &MptcpOption::MpTcpRst {
+                reason: 0,
+                transient: false,
+            },
+        );
+        let seq = if i == 0 { p.seq } else { sub.snd_nxt };
+        let spec = ctx.spec_to_server(conn, sub, seq, sub.rcv_ack, RST | ACK, 0, p);
+        emit::segment(
+            ctx.tx,
+            ctx.counters,
+            Dest::Uplink(sub.uplink),
+            &spec,
+            &w,
+            &[],
+            Some(0),
+        );
+        ctx.counters.mp_fastclose_tx += 1;
+        ctx.counters.mp_rst_tx += 1;
+    }
+}
+
+/// Convert one segment of an MPTCP connection (paper §3.3 forwarding, §3.4–3.5 ACKs).
+fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
+    let opts = TcpOptions::parse(p.options(pkt));
+    if let Some((val, _)) = opts.ts {
+        conn.c_ts_recent = val;
+    }
+    conn.c_win = p.window;
+    let payload = p.payload(pkt);
+    let fin = p.flags & FIN != 0;
+
+    // The LAN host's cumulative ACK and SACK blocks, in data sequence numbers.
+    let dack = if p.flags & ACK != 0 {
+        conn.dsn_of_tsn(p.ack)
+    } else {
+        conn.data_ack_sent
+    };
+    let dup = payload.is_empty() && !fin && p.ack == conn.c_ack;
+    conn.c_ack = p.ack;
+    if dack > conn.data_ack_sent {
+        conn.data_ack_sent = dack;
+    }
+    let mut dsacks = [(0u64, 0u64); 4];
+    let nds = opts.sack_n.min(4);
+    for (d, &(l, r)) in dsacks.iter_mut().zip(opts.sack[..nds].iter()) {
+        *d = (conn.dsn_of_tsn(l), conn.dsn_of_tsn(r));
+    }
+    let dsacks = &dsacks[..nds];
+
+    // Project onto every subflow (paper §3.5).
+    let mut acks = [0u32; super::conn::MAX_SUBFLOWS];
+    let mut advanced = [false; super::conn::MAX_SUBFLOWS];
+    let s_fin_dsn = conn.s_data_fin;
+    for (i, sub) in conn.subs.iter_mut().enumerate() {
+        let Some(sub) = sub else { continue };
+        if matches!(sub.state, SubState::SynSent | SubState::Closed) {
+            continue;
+        }
+        let mut ack = sub.recv.advance(sub.rcv_ack, dack);
+        if sub.recv.is_empty() && sub.fin == Some(ack) {
+            ack = ack.wrapping_add(1);
+        }
+        advanced[i] = ack != sub.rcv_ack;
+        sub.rcv_ack = ack;
+        acks[i] = ack;
+    }
+    let _ = s_fin_dsn;
+
+    // The segment itself goes on the initial subflow, unchanged in sequence space.
+    if let Some(sub) = conn.sub(0) {
+        let mut w = OptWriter::new();
+        if conn.ts {
+            w.ts(
+                opts.ts.map(|t| t.0).unwrap_or(conn.c_ts_recent),
+                sub.ts_recent,
+            );
+        }
+        let rel = p.seq.wrapping_sub(conn.c_isn);
+        let dlen = payload.len() as u32 + fin as u32;
+        let psum = p.payload_sum(pkt);
+        if !conn.confirmed && (payload.is_empty() && !fin || rel == 1 && !fin) {
+            // Keys until the server's first DSS (RFC 8684 §3.1): on pure ACKs the 20-byte form,
+            // on the first data the 22/24-byte form, which maps DSN IDSN+1 to SSN 1.
+            let (data_len, csum) = if payload.is_empty() {
+                (None, None)
+            } else {
+                let c = conn.csum.then(|| {
+                    dss_csum(
+                        conn.local_idsn.wrapping_add(1),
+                        1,
+                        payload.len() as u16,
+                        psum,
+                    )
+                });
+                (Some(payload.len() as u16), c)
+            };
+            let flags = MPC_H | if conn.csum { MPC_A } else { 0 };
+            emit::mptcp(
+                &mut w,
+                &MptcpOption::MpCapable(MpCapable {
+                    version: 1,
+                    flags,
+                    sender_key: Some(conn.local_key),
+                    receiver_key: Some(conn.remote_key),
+                    data_len,
+                    checksum: csum,
+                }),
+            );
+        } else {
+            let mapping = (dlen > 0).then(|| {
+                let dsn = conn.dsn_of_cseq(p.seq);
+                // A DATA_FIN alone has subflow sequence number 0 (RFC 8684 §3.3.3).
+                let ssn = if payload.is_empty() { 0 } else { rel };
+                Mapping {
+                    dsn: dsn & 0xffff_ffff,
+                    dsn64: false,
+                    ssn,
+                    len: dlen as u16,
+                    checksum: conn.csum.then(|| dss_csum(dsn, ssn, dlen as u16, psum)),
+                }
+            });
+            emit::mptcp(
+                &mut w,
+                &MptcpOption::Dss(Dss {
+                    data_fin: fin,
+                    data_ack: Some(dack & 0xffff_ffff),
+                    ack64: false,
+                    mapping,
+                }),
+            );
+        }
+        if conn.sack {
+            let mut blocks = [(0u32, 0u32); 4];
+            let n = sub.recv.sack_blocks(dack, dsacks, &mut blocks);
+            w.sack(&blocks[..n]);
+        }
+        let flags = p.flags;
+        let spec = ctx.spec_to_server(conn, sub, p.seq, acks[0], flags, p.window, p);
+        emit::segment(
+            ctx.tx,
+            ctx.counters,
+            Dest::Uplink(0),
+            &spec,
+            &w,
+            payload,
+            Some(psum),
+        );
+    }
+
+    // Joins: a pure ACK on each subflow whose ACK advanced (it contributed to the increment),
+    // and the duplicate ACKs with SACK to those with data outstanding (paper §3.4).
+    for i in 1..super::conn::MAX_SUBFLOWS {
+        let Some(sub) = conn.sub(i as u8) else {
+            continue;
+        };
+        if sub.state != SubState::Established {
+            continue;
+        }
+        let mut blocks = [(0u32, 0u32); 4];
+        let n = if conn.sack {
+            sub.recv.sack_blocks(dack, dsacks, &mut blocks)
+        } else {
+            0
+        };
+        if !(advanced[i] || dup && !sub.recv.is_empty() || n > 0 && payload.is_empty()) {
+            continue;
+        }
+        let fin_now = !sub.fin_sent && sub.fin.map(|f| f.wrapping_add(1)) == Some(acks[i]);
+        pure_ack(ctx, conn, sub, dack, &blocks[..n], fin_now);
+        if fin_now {
+            if let Some(sub) = conn.sub_mut(i as u8) {
+                sub.fin_sent = true;
+                sub.snd_nxt = sub.snd_nxt.wrapping_add(1);
+            }
+        }
+    }
+    if let Some(sub) = conn.sub_mut(0) {
+        if payload.len() as u32 + fin as u32 > 0 {
+            let end = p.seq.wrapping_add(payload.len() as u32 + fin as u32);
+            if seq::seq_gt(end, sub.snd_nxt) {
+                sub.snd_nxt = end;
+            }
+        }
+    }
+}
+
+/// A pure ACK on a join subflow carrying the data-level ACK (and our FIN when the server
+/// closed the subflow and everything on it has been delivered).
+pub fn pure_ack(
+    ctx: &mut Ctx,
+    conn: &Conn,
+    sub: &Subflow,
+    dack: u64,
+    sacks: &[(u32, u32)],
+    fin: bool,
+) {
+    let mut w = OptWriter::new();
+    if conn.ts {
+        w.ts(conn.c_ts_recent, sub.ts_recent);
+    }
+    emit::mptcp(
+        &mut w,
+        &MptcpOption::Dss(Dss {
+            data_fin: false,
+            data_ack: Some(dack & 0xffff_ffff),
+            ack64: false,
+            mapping: None,
+        }),
+    );
+    w.sack(sacks);
+    let flags = ACK | if fin { FIN } else { 0 };
+    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, flags);
+    emit::segment(
+        ctx.tx,
+        ctx.counters,
+        Dest::Uplink(sub.uplink),
+        &spec,
+        &w,
+        &[],
+        Some(0),
+    );
+}
+
+/// DSS checksum (RFC 8684 §3.3.1): pseudo-header of 64-bit DSN, 32-bit relative SSN, 16-bit
+/// data-level length and 16 zero bits, plus the payload (its sum is given).
+pub fn dss_csum(dsn: u64, ssn: u32, len: u16, payload_sum: u32) -> u16 {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(&dsn.to_be_bytes());
+    h[8..12].copy_from_slice(&ssn.to_be_bytes());
+    h[12..14].copy_from_slice(&len.to_be_bytes());
+    !checksum::fold(checksum::sum(&h, payload_sum))
+}
+
+/// A new subflow record for a join.
+pub fn new_join(ctx: &mut Ctx, uplink: u8, port: u16) -> Subflow {
+    let mut s = Subflow::new(uplink, port, ctx.rng.u32());
+    s.nonce = ctx.rng.u32();
+    s
+}

@@ -1,0 +1,515 @@
+//! Packets from the servers, on any subflow: the SYN/ACK decides between MPTCP and plain TCP;
+//! join handshakes are verified and completed; data is forwarded to the LAN host at once at the
+//! place its DSS mapping gives it in the data stream (multipath reception, paper §3.3).
+
+use super::conn::{Conn, ConnState, MapEntry, SubState};
+use super::emit;
+use super::lan::{self, OPTION_OVERHEAD};
+use super::{Ctx, Dest, Verdict};
+use crate::wire::crypto;
+use crate::wire::mptcp::{AddAddr, MpJoin, MptcpOption, MPC_A};
+use crate::wire::packet::{IpTcp, TcpSpec, ACK, FIN, PSH, RST, SYN};
+use crate::wire::seq;
+use crate::wire::tcpopt::{OptWriter, TcpOptions};
+
+/// What the caller must do after [`packet`].
+#[derive(Default)]
+pub struct After {
+    pub remove: bool,
+    /// The server confirmed our key: open the joins now.
+    pub start_joins: bool,
+    /// Forget this subflow (a join that failed).
+    pub drop_sub: bool,
+}
+
+pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> (Verdict, After) {
+    let mut after = After::default();
+    conn.last_seen = ctx.now;
+    let opts = TcpOptions::parse(p.options(pkt));
+    if opts.malformed {
+        ctx.counters.opt_malformed += 1;
+    }
+    match conn.state {
+        ConnState::SynSent => {
+            if si == 0 && p.flags & (SYN | ACK) == SYN | ACK {
+                synack(ctx, conn, &opts, p);
+            } else if p.flags & RST != 0 {
+                to_client_translated(ctx, conn, pkt, p);
+                after.remove = true;
+            }
+        }
+        ConnState::Fallback => {
+            to_client_translated(ctx, conn, pkt, p);
+            lan::note_close(ctx, conn, p, false);
+            after.remove = p.flags & RST != 0;
+        }
+        ConnState::Mptcp => mptcp(ctx, conn, si, pkt, p, &opts, &mut after),
+    }
+    (Verdict::Drop, after)
+}
+
+fn to_client_translated(ctx: &mut Ctx, conn: &Conn, pkt: &[u8], p: &IpTcp) {
+    emit::translate(
+        ctx.tx,
+        ctx.counters,
+        Dest::Lan,
+        pkt,
+        p,
+        conn.server,
+        conn.client,
+    );
+}
+
+/// The SYN/ACK of the initial subflow: MP_CAPABLE → converted; none → plain TCP (RFC 8684
+/// §3.7). Either way the LAN host gets a SYN/ACK with the server's sequence numbers.
+fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) {
+    let mpc = opts.mptcp[..opts.mptcp_n]
+        .iter()
+        .find_map(|o| match MptcpOption::parse(o) {
+            Ok(MptcpOption::MpCapable(m)) if m.version == 1 => m.sender_key.map(|k| (k, m.flags)),
+            _ => None,
+        });
+    conn.s_isn = p.seq;
+    conn.ts = conn.c_ts && opts.ts.is_some();
+    conn.sack = conn.c_sack && opts.sack_perm;
+    let ws = if conn.c_wscale.is_some() {
+        opts.wscale
+    } else {
+        None
+    };
+    conn.s_wscale = ws.unwrap_or(0);
+    let mut mss = opts.mss.unwrap_or(536).min(ctx.mss_limit(0, p.v6));
+    match mpc {
+        Some((key, flags)) => {
+            conn.state = ConnState::Mptcp;
+            conn.remote_key = key;
+            let (token, idsn) = crypto::token_idsn(key);
+            conn.remote_token = token;
+            conn.remote_idsn = idsn;
+            conn.csum = ctx.cfg.checksum || flags & MPC_A != 0;
+            conn.data_ack_sent = idsn.wrapping_add(1);
+            ctx.counters.mp_capable_synack_rx += 1;
+            ctx.counters.conn_converted += 1;
+            mss = mss.saturating_sub(OPTION_OVERHEAD).max(256);
+        }
+        None => {
+            conn.state = ConnState::Fallback;
+            ctx.counters.mp_capable_fallback_synack += 1;
+            ctx.counters.conn_fallback += 1;
+        }
+    }
+    let s_wscale = conn.s_wscale;
+    if let Some(sub) = conn.sub_mut(0) {
+        sub.state = SubState::Established;
+        sub.risn = p.seq;
+        sub.rcv_ack = p.seq.wrapping_add(1);
+        sub.wscale = s_wscale;
+        if let Some((val, _)) = opts.ts {
+            sub.ts_recent = val;
+        }
+    }
+    let mut w = OptWriter::new();
+    w.mss(mss);
+    if conn.sack {
+        w.sack_perm();
+    }
+    if let (true, Some((val, ecr))) = (conn.ts, opts.ts) {
+        conn.ts_to_client = val;
+        w.ts(val, ecr);
+    }
+    if let Some(ws) = ws {
+        w.wscale(ws);
+    }
+    let spec = ctx.spec_to_client(conn, p.seq, p.ack, SYN | ACK, p.window, p.ttl);
+    emit::segment(ctx.tx, ctx.counters, Dest::Lan, &spec, &w, &[], Some(0));
+}
+
+fn mptcp(
+    ctx: &mut Ctx,
+    conn: &mut Conn,
+    si: u8,
+    pkt: &[u8],
+    p: &IpTcp,
+    opts: &TcpOptions,
+    after: &mut After,
+) {
+    let Some(state) = conn.sub(si).map(|s| s.state) else {
+        return;
+    };
+    if p.flags & RST != 0 {
+        let fastclose = opts.mptcp[..opts.mptcp_n]
+            .iter()
+            .any(|o| matches!(MptcpOption::parse(o), Ok(MptcpOption::MpFastclose { .. })));
+        if fastclose {
+            ctx.counters.mp_fastclose_rx += 1;
+        }
+        if fastclose || si == 0 {
+            // The connection is gone: reset the LAN host, and the joins.
+            reset_client(ctx, conn, p.ttl);
+            reset_joins(ctx, conn);
+            after.remove = true;
+        } else {
+            after.drop_sub = true;
+        }
+        return;
+    }
+    if state == SubState::SynSent {
+        if p.flags & (SYN | ACK) == SYN | ACK {
+            join_synack(ctx, conn, si, opts, p, after);
+        }
+        return;
+    }
+    if p.flags & SYN != 0 {
+        // A retransmitted SYN/ACK: our ACK was lost. Answer it again.
+        if si == 0 {
+            return;
+        }
+        if let Some(sub) = conn.sub(si) {
+            join_third_ack(ctx, conn, sub);
+        }
+        return;
+    }
+    if state == SubState::AckSent {
+        if let Some(sub) = conn.sub_mut(si) {
+            sub.state = SubState::Established;
+            sub.timer = None;
+        }
+        ctx.counters.mp_join_ack_rx += 1;
+    }
+    if let (Some(sub), Some((val, _))) = (conn.sub_mut(si), opts.ts) {
+        sub.ts_recent = val;
+    }
+
+    // MPTCP options of this segment.
+    let mut mapping = None;
+    let mut data_fin = false;
+    let mut data_ack_moved = false;
+    let mut had_dss = false;
+    for o in &opts.mptcp[..opts.mptcp_n] {
+        let Ok(opt) = MptcpOption::parse(o) else {
+            ctx.counters.opt_malformed += 1;
+            continue;
+        };
+        match opt {
+            MptcpOption::Dss(d) => {
+                had_dss = true;
+                if let Some(a) = d.data_ack {
+                    let a = if d.ack64 {
+                        a
+                    } else {
+                        seq::expand32(conn.data_acked, a as u32)
+                    };
+                    if a > conn.data_acked {
+                        conn.data_acked = a;
+                        data_ack_moved = true;
+                    }
+                }
+                if let Some(m) = d.mapping {
+                    let dsn = if m.dsn64 {
+                        m.dsn
+                    } else {
+                        seq::expand32(conn.data_ack_sent, m.dsn as u32)
+                    };
+                    if m.len == 0 {
+                        ctx.counters.infinite_map_rx += 1;
+                    } else {
+                        mapping = Some((dsn, m.ssn, m.len));
+                    }
+                }
+                data_fin |= d.data_fin;
+            }
+            MptcpOption::AddAddr(a) if !a.echo => add_addr(ctx, conn, si, &a),
+            MptcpOption::RemoveAddr { .. } => ctx.counters.rm_addr += 1,
+            MptcpOption::MpPrio { backup } => {
+                ctx.counters.mp_prio_rx += 1;
+                if let Some(sub) = conn.sub_mut(si) {
+                    sub.backup = backup;
+                }
+            }
+            MptcpOption::MpFail { .. } => ctx.counters.mp_fail_rx += 1,
+            _ => {}
+        }
+    }
+    if had_dss && !conn.confirmed {
+        conn.confirmed = true;
+        after.start_joins = true;
+    }
+    if had_dss {
+        ctx.counters.dss_rx += (p.payload_len > 0) as u64;
+    }
+
+    let Some(sub) = conn.sub_mut(si) else { return };
+    if let Some((dsn, ssn, len)) = mapping {
+        if ssn == 0 && data_fin && len == 1 {
+            // DATA_FIN without data (RFC 8684 §3.3.3).
+        } else {
+            sub.maps.add(MapEntry {
+                ssn: sub.risn.wrapping_add(ssn),
+                dsn,
+                len: len as u32,
+            });
+        }
+        if data_fin {
+            let fin_dsn = dsn + len as u64 - 1;
+            if conn.s_data_fin.is_none() {
+                ctx.counters.data_fin_rx += 1;
+            }
+            conn.s_data_fin = Some(fin_dsn);
+        }
+    }
+    let Some(sub) = conn.sub_mut(si) else { return };
+    if p.flags & FIN != 0 {
+        sub.fin = Some(p.seq.wrapping_add(p.payload_len as u32));
+    }
+
+    let payload = p.payload(pkt);
+    if !payload.is_empty() {
+        let Some((dsn, covered)) = sub.maps.lookup(p.seq) else {
+            ctx.counters.dss_no_mapping += 1;
+            return;
+        };
+        let n = payload.len().min(covered as usize);
+        if !sub.recv.insert(sub.rcv_ack, p.seq, dsn, n as u32) {
+            ctx.counters.recv_table_full += 1;
+            return;
+        }
+        let (data, psum) = if n == payload.len() {
+            (payload, Some(p.payload_sum(pkt)))
+        } else {
+            (&payload[..n], None)
+        };
+        let end = dsn + n as u64;
+        let fin = conn.s_data_fin == Some(end);
+        data_to_client(ctx, conn, si, dsn, data, psum, fin, p, &[]);
+    } else if let Some(fd) = conn.s_data_fin.filter(|_| data_fin) {
+        // A bare DATA_FIN: the LAN host gets a FIN at its place in the stream.
+        data_to_client(ctx, conn, si, fd, &[], Some(0), true, p, &[]);
+    } else if data_ack_moved || p.window != 0 && si == 0 || opts.sack_n > 0 && si == 0 {
+        // A pure ACK: the LAN host needs the data-level ACK progress and window updates; SACK
+        // blocks of the initial subflow are in the host's own space (its data goes there 1:1).
+        data_to_client(
+            ctx,
+            conn,
+            si,
+            0,
+            &[],
+            Some(0),
+            false,
+            p,
+            &opts.sack[..opts.sack_n.min(4)],
+        );
+    }
+
+    // A server FIN on a subflow with everything delivered: acknowledge it now (joins also
+    // close their side).
+    let dack = conn.data_ack_sent;
+    let Some(sub) = conn.sub(si) else { return };
+    if p.flags & FIN != 0 && sub.recv.is_empty() && Some(sub.rcv_ack) == sub.fin {
+        let join = si != 0 && !sub.fin_sent;
+        if let Some(s) = conn.sub_mut(si) {
+            s.rcv_ack = s.rcv_ack.wrapping_add(1);
+        }
+        if let Some(sub) = conn.sub(si) {
+            lan::pure_ack(ctx, conn, sub, dack, &[], join);
+        }
+        if join {
+            if let Some(s) = conn.sub_mut(si) {
+                s.fin_sent = true;
+                s.snd_nxt = s.snd_nxt.wrapping_add(1);
+            }
+        }
+    }
+}
+
+/// Forward server data (or a pure ACK / FIN when `data` is empty) to the LAN host.
+#[allow(clippy::too_many_arguments)]
+fn data_to_client(
+    ctx: &mut Ctx,
+    conn: &mut Conn,
+    si: u8,
+    dsn: u64,
+    data: &[u8],
+    psum: Option<u32>,
+    fin: bool,
+    p: &IpTcp,
+    sacks: &[(u32, u32)],
+) {
+    let Some(sub) = conn.sub(si) else { return };
+    let seq = if data.is_empty() && !fin {
+        conn.tsn_of_dsn(conn.data_ack_sent.max(dsn))
+    } else {
+        conn.tsn_of_dsn(dsn)
+    };
+    let ack = conn.cseq_of_dsn(conn.data_acked);
+    // The window is shared at the data level; rescale from this subflow's scale to the one the
+    // LAN host was told.
+    let win = ((p.window as u32) << sub.wscale) >> conn.s_wscale;
+    let win = win.min(0xffff) as u16;
+    let mut w = OptWriter::new();
+    if conn.ts {
+        let tsval = sub.ts_recent.wrapping_add(sub.ts_off);
+        let tsval = if seq::seq_lt(tsval, conn.ts_to_client) {
+            conn.ts_to_client
+        } else {
+            tsval
+        };
+        w.ts(tsval, conn.c_ts_recent);
+        conn.ts_to_client = tsval;
+    }
+    if si == 0 && conn.sack && data.is_empty() {
+        // SACK blocks of the initial subflow refer to the host's own bytes 1:1.
+        w.sack(sacks);
+    }
+    let mut flags = ACK | if data.is_empty() { 0 } else { p.flags & PSH };
+    if fin {
+        flags |= FIN;
+    }
+    let spec = ctx.spec_to_client(conn, seq, ack, flags, win, p.ttl);
+    emit::segment(ctx.tx, ctx.counters, Dest::Lan, &spec, &w, data, psum);
+}
+
+/// The join's SYN/ACK: check the server's HMAC (RFC 8684 §3.2), then send the third ACK.
+fn join_synack(
+    ctx: &mut Ctx,
+    conn: &mut Conn,
+    si: u8,
+    opts: &TcpOptions,
+    p: &IpTcp,
+    after: &mut After,
+) {
+    let join = opts.mptcp[..opts.mptcp_n]
+        .iter()
+        .find_map(|o| match MptcpOption::parse(o) {
+            Ok(MptcpOption::MpJoin(MpJoin::SynAck {
+                hmac,
+                nonce,
+                backup,
+                ..
+            })) => Some((hmac, nonce, backup)),
+            _ => None,
+        });
+    let (local_key, remote_key) = (conn.local_key, conn.remote_key);
+    let ts0 = conn.sub(0).map(|s| s.ts_recent).unwrap_or(0);
+    let scaled = conn.c_wscale.is_some();
+    let Some(sub) = conn.sub_mut(si) else { return };
+    let Some((hmac, rnonce, _backup)) = join else {
+        ctx.counters.mp_join_synack_missing += 1;
+        reset_sub(ctx, conn, si, p.seq.wrapping_add(1));
+        after.drop_sub = true;
+        return;
+    };
+    let full = crypto::join_hmac(remote_key, local_key, rnonce, sub.nonce);
+    let mut want = [0u8; 8];
+    want.copy_from_slice(&full[..8]);
+    if u64::from_be_bytes(want) != hmac {
+        ctx.counters.mp_join_synack_hmac_failure += 1;
+        reset_sub(ctx, conn, si, p.seq.wrapping_add(1));
+        after.drop_sub = true;
+        return;
+    }
+    ctx.counters.mp_join_synack_rx += 1;
+    sub.rnonce = rnonce;
+    sub.risn = p.seq;
+    sub.rcv_ack = p.seq.wrapping_add(1);
+    sub.wscale = if scaled { opts.wscale.unwrap_or(0) } else { 0 };
+    if let Some((val, _)) = opts.ts {
+        sub.ts_recent = val;
+        // Show the LAN host this subflow's timestamps on the initial subflow's clock.
+        sub.ts_off = ts0.wrapping_sub(val);
+    }
+    sub.state = SubState::AckSent;
+    sub.tries = 0;
+    sub.timer = Some(ctx.now + super::JOIN_ACK_RTO);
+    if let Some(sub) = conn.sub(si) {
+        join_third_ack(ctx, conn, sub);
+    }
+}
+
+/// The join's third ACK with the 160-bit HMAC; repeated until the server acknowledges it.
+pub fn join_third_ack(ctx: &mut Ctx, conn: &Conn, sub: &super::conn::Subflow) {
+    let full = crypto::join_hmac(conn.local_key, conn.remote_key, sub.nonce, sub.rnonce);
+    let mut hmac = [0u8; 20];
+    hmac.copy_from_slice(&full[..20]);
+    let mut w = OptWriter::new();
+    if conn.ts {
+        w.ts(conn.c_ts_recent, sub.ts_recent);
+    }
+    emit::mptcp(&mut w, &MptcpOption::MpJoin(MpJoin::Ack { hmac }));
+    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK);
+    emit::segment(
+        ctx.tx,
+        ctx.counters,
+        Dest::Uplink(sub.uplink),
+        &spec,
+        &w,
+        &[],
+        Some(0),
+    );
+}
+
+/// ADD_ADDR from the server: check its HMAC and echo it (RFC 8684 §3.4.1). We do not join
+/// announced addresses in this version.
+fn add_addr(ctx: &mut Ctx, conn: &Conn, si: u8, a: &AddAddr) {
+    let want = crypto::add_addr_hmac(conn.remote_key, conn.local_key, a.addr_id, a.addr, a.port);
+    if a.hmac != Some(want) {
+        ctx.counters.add_addr_hmac_failure += 1;
+        return;
+    }
+    ctx.counters.add_addr += 1;
+    let Some(sub) = conn.sub(si) else { return };
+    let mut w = OptWriter::new();
+    if conn.ts {
+        w.ts(conn.c_ts_recent, sub.ts_recent);
+    }
+    let echo = AddAddr {
+        echo: true,
+        hmac: None,
+        ..*a
+    };
+    emit::mptcp(&mut w, &MptcpOption::AddAddr(echo));
+    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK);
+    if emit::segment(
+        ctx.tx,
+        ctx.counters,
+        Dest::Uplink(sub.uplink),
+        &spec,
+        &w,
+        &[],
+        Some(0),
+    ) {
+        ctx.counters.echo_add += 1;
+    }
+}
+
+fn reset_sub(ctx: &mut Ctx, conn: &Conn, si: u8, ack: u32) {
+    let Some(sub) = conn.sub(si) else { return };
+    let w = OptWriter::new();
+    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, ack, RST | ACK);
+    emit::segment(
+        ctx.tx,
+        ctx.counters,
+        Dest::Uplink(sub.uplink),
+        &spec,
+        &w,
+        &[],
+        Some(0),
+    );
+}
+
+fn reset_joins(ctx: &mut Ctx, conn: &Conn) {
+    for i in 1..super::conn::MAX_SUBFLOWS as u8 {
+        if let Some(sub) = conn.sub(i) {
+            if sub.state != SubState::Closed {
+                reset_sub(ctx, conn, i, sub.rcv_ack);
+            }
+        }
+    }
+}
+
+/// Reset the LAN host's connection, at the sequence number it expects next.
+pub fn reset_client(ctx: &mut Ctx, conn: &Conn, ttl: u8) {
+    let w = OptWriter::new();
+    let seq = conn.c_ack;
+    let spec: TcpSpec = ctx.spec_to_client(conn, seq, 0, RST, 0, ttl);
+    emit::segment(ctx.tx, ctx.counters, Dest::Lan, &spec, &w, &[], Some(0));
+}
