@@ -1,1 +1,196 @@
-fn main() {}
+//! `mpconv`: the command line. `run` starts the daemon in the foreground, `status` asks a
+//! running daemon, `check` validates a configuration, `version` prints the version.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+use mpconv::config::{self, Config, FirewallBackend, Mode};
+
+const DEFAULT_SOCKET: &str = "/var/run/mpconv.sock";
+
+/// mpconv: a TCP-to-MPTCP (RFC 8684 v1) converter for home routers. LAN hosts' TCP connections
+/// are turned into MPTCP connections spread over the configured uplinks.
+#[derive(FromArgs)]
+struct Cli {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Run(RunCmd),
+    Status(StatusCmd),
+    Check(CheckCmd),
+    Version(VersionCmd),
+}
+
+/// Run the converter in the foreground (logs go to stderr) until SIGINT or SIGTERM. Installs
+/// its routing rules, firewall rules and control socket at start and removes them at exit.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "run")]
+struct RunCmd {
+    /// the UCI configuration file (for example /etc/config/mpconv)
+    #[argh(option, short = 'c')]
+    config: PathBuf,
+    /// log at debug level, whatever option log_level says
+    #[argh(switch, short = 'v')]
+    verbose: bool,
+}
+
+/// Show the state of the running daemon: uplinks, converted connections and their subflows,
+/// counters.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+struct StatusCmd {
+    /// the daemon's control socket (default /var/run/mpconv.sock, or the one set in --config)
+    #[argh(option, short = 's')]
+    socket: Option<PathBuf>,
+    /// read the control socket path from this configuration file
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// print the status as one JSON object
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Validate a configuration file and print a summary of it; exit status 0 if it is valid, 1 if
+/// not.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "check")]
+struct CheckCmd {
+    /// the UCI configuration file to check
+    #[argh(option, short = 'c')]
+    config: PathBuf,
+}
+
+/// Print the version (also: mpconv --version).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "version")]
+struct VersionCmd {}
+
+fn version() -> String {
+    format!("mpconv {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let cfg = simplelog::ConfigBuilder::new()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
+}
+
+fn cmd_run(c: RunCmd) -> Result<(), String> {
+    let cfg = config::load(&c.config).map_err(|e| e.to_string())?;
+    let level = if c.verbose {
+        log::LevelFilter::Debug.max(cfg.log_level)
+    } else {
+        cfg.log_level
+    };
+    init_logging(level);
+    log::info!("{} starting with {}", version(), c.config.display());
+    mpconv::io::run(cfg, c.verbose)
+}
+
+fn cmd_status(c: StatusCmd) -> Result<(), String> {
+    let socket = match (c.socket, c.config) {
+        (Some(s), _) => s,
+        (None, Some(path)) => config::load(&path).map_err(|e| e.to_string())?.socket,
+        (None, None) => PathBuf::from(DEFAULT_SOCKET),
+    };
+    let req = if c.json { "status json" } else { "status" };
+    let reply = mpconv::io::control::query(&socket, req)?;
+    print!("{reply}");
+    Ok(())
+}
+
+fn summary(cfg: &Config) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}: valid", cfg.path.display());
+    let _ = writeln!(s, "enabled: {}", if cfg.enabled { "yes" } else { "no" });
+    let mode = match cfg.mode {
+        Mode::Implicit => "implicit",
+        Mode::Explicit => "explicit (not implemented yet)",
+    };
+    let _ = writeln!(s, "mode: {mode}");
+    let _ = writeln!(s, "lan: {}", cfg.lan.join(" "));
+    for (i, u) in cfg.uplinks.iter().enumerate() {
+        let _ = write!(s, "uplink {}: device {}", u.name, u.device);
+        if let Some(g) = u.gateway {
+            let _ = write!(s, " gateway {g}");
+        }
+        if let Some(g) = u.gateway6 {
+            let _ = write!(s, " gateway6 {g}");
+        }
+        if let Some(m) = u.mtu {
+            let _ = write!(s, " mtu {m}");
+        }
+        let _ = writeln!(
+            s,
+            " table {} mark {:#x}",
+            mpconv::io::routes::uplink_table(cfg, i),
+            mpconv::io::routes::uplink_mark(cfg, i)
+        );
+    }
+    let fw = match cfg.firewall {
+        FirewallBackend::Auto => "auto",
+        FirewallBackend::Iptables => "iptables",
+        FirewallBackend::Nftables => "nftables",
+    };
+    let _ = writeln!(
+        s,
+        "queue {}, mark {:#x}, firewall {fw}, socket {}",
+        cfg.queue,
+        cfg.mark,
+        cfg.socket.display()
+    );
+    let _ = writeln!(
+        s,
+        "ports {}-{}, max connections {}, idle timeout {} s, checksum {}, log level {}",
+        cfg.port_range.0,
+        cfg.port_range.1,
+        cfg.max_connections,
+        cfg.idle_timeout,
+        if cfg.checksum { "on" } else { "off" },
+        cfg.log_level
+    );
+    s
+}
+
+fn cmd_check(c: CheckCmd) -> Result<(), String> {
+    let cfg = config::load(&c.config).map_err(|e| e.to_string())?;
+    print!("{}", summary(&cfg));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // argh has no built-in --version.
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 2 && (args[1] == "--version" || args[1] == "-V") {
+        println!("{}", version());
+        return ExitCode::SUCCESS;
+    }
+    let cli: Cli = argh::from_env();
+    let res = match cli.cmd {
+        Cmd::Run(c) => cmd_run(c),
+        Cmd::Status(c) => cmd_status(c),
+        Cmd::Check(c) => cmd_check(c),
+        Cmd::Version(_) => {
+            println!("{}", version());
+            Ok(())
+        }
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if log::log_enabled!(log::Level::Error) {
+                log::error!("{e}");
+            }
+            eprintln!("mpconv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

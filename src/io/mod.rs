@@ -1,1 +1,18 @@
-//! I/O (placeholder).
+//! The daemon's I/O (feature `daemon`): the only code that makes syscalls or runs programs.
+//!
+//! - [`sys`]: the `unsafe` libc wrappers (raw sockets, socket options, poll, signals, clock);
+//! - [`net`]: devices → ifindex, addresses, MTU;
+//! - [`routes`]: policy routing per uplink (mark → table → default route);
+//! - [`firewall`]: iptables or nftables rules (NFQUEUE in, notrack out);
+//! - [`control`]: the control socket and its `status` replies;
+//! - [`daemon`]: [`run`], the NFQUEUE packet loop around the engine.
+
+pub mod cmd;
+pub mod control;
+pub mod daemon;
+pub mod firewall;
+pub mod net;
+pub mod routes;
+pub mod sys;
+
+pub use daemon::run;

@@ -1,0 +1,488 @@
+//! The daemon: set up (devices, NFQUEUE, raw sockets, routing, firewall, control socket), run
+//! the packet loop around the sans-IO [`Engine`], and take everything down again on SIGINT or
+//! SIGTERM.
+//!
+//! Packet path, per queued packet: read the clock, pick the [`Side`] from the input interface,
+//! copy the payload into a scratch buffer allocated once, [`Engine::handle`] it, send the verdict
+//! and drain [`Engine::poll_transmit`] onto the raw sockets. Nothing on our side allocates per
+//! packet. (nfq 0.2.5 itself reuses its receive buffer and verdict buffer while every message is
+//! verdicted before the next `recv`, which this loop does; its `Message` is a plain struct.)
+//!
+//! Why a copy rather than `Message::get_payload_mut`: nfq marks the payload as modified as soon
+//! as `get_payload_mut` is called and then sends the whole payload back with every verdict, even
+//! an unchanged accept, which makes the kernel copy it again into the skb and drop its checksum
+//! state. One memcpy into the scratch buffer is cheaper; the payload goes back only for
+//! [`Verdict::AcceptRewritten`].
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::control::{self, ControlServer, IoCounters, Request};
+use super::net::{self, ResolvedUplink};
+use super::{firewall, routes, sys};
+use crate::config::{Config, Mode};
+use crate::engine::{Dest, Engine, EngineConfig, Side, UplinkConfig, Verdict};
+
+/// Receive buffer of the NFQUEUE netlink socket (the default overflows under load).
+const QUEUE_RCVBUF: u32 = 8 << 20;
+/// Send buffer of each raw socket.
+const RAW_SNDBUF: u32 = 1 << 20;
+/// Kernel queue length.
+const QUEUE_MAXLEN: u32 = 4096;
+/// Minimum time between two warnings of the same kind.
+const WARN_INTERVAL_US: u64 = 10_000_000;
+
+/// A warning printed at most every [`WARN_INTERVAL_US`], with the count of those suppressed.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<u64>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn warn(&mut self, now: u64, msg: impl FnOnce() -> String) {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_sub(t) < WARN_INTERVAL_US)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        if self.suppressed > 0 {
+            log::warn!("{} (and {} more like it)", msg(), self.suppressed);
+        } else {
+            log::warn!("{}", msg());
+        }
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+/// The raw sockets, one per destination and IP version.
+struct Transmitter {
+    /// Index 0: towards the LAN; 1 + i: out of uplink i. Each: [IPv4, IPv6].
+    socks: Vec<[Option<OwnedFd>; 2]>,
+    warn: RateLimited,
+}
+
+fn open_raw(v6: bool, mark: u32, dev: Option<&str>) -> Result<OwnedFd, String> {
+    let what = format!(
+        "raw IPv{} socket{}",
+        if v6 { 6 } else { 4 },
+        dev.map(|d| format!(" for {d}")).unwrap_or_default()
+    );
+    let fd = sys::raw_socket(v6).map_err(|e| format!("cannot open {what}: {e}"))?;
+    sys::set_mark(fd.as_raw_fd(), mark).map_err(|e| format!("{what}: SO_MARK: {e}"))?;
+    if let Some(d) = dev {
+        sys::bind_to_device(fd.as_raw_fd(), d)
+            .map_err(|e| format!("{what}: SO_BINDTODEVICE: {e}"))?;
+    }
+    if let Err(e) = sys::set_sndbuf_force(fd.as_raw_fd(), RAW_SNDBUF) {
+        log::debug!("{what}: SO_SNDBUFFORCE: {e}");
+    }
+    Ok(fd)
+}
+
+impl Transmitter {
+    fn new(cfg: &Config, ups: &[ResolvedUplink]) -> Result<Transmitter, String> {
+        let lan6 = match open_raw(true, cfg.mark, None) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!("{e}; IPv6 towards the LAN is disabled");
+                None
+            }
+        };
+        let mut socks = vec![[Some(open_raw(false, cfg.mark, None)?), lan6]];
+        for (i, u) in ups.iter().enumerate() {
+            let mark = routes::uplink_mark(cfg, i);
+            let v4 = match u.addr4 {
+                Some(_) => Some(open_raw(false, mark, Some(&u.device))?),
+                None => None,
+            };
+            let v6 = match u.addr6 {
+                Some(_) => Some(open_raw(true, mark, Some(&u.device))?),
+                None => None,
+            };
+            socks.push([v4, v6]);
+        }
+        Ok(Transmitter {
+            socks,
+            warn: RateLimited::default(),
+        })
+    }
+
+    /// Send one packet; the destination address is read from its IP header.
+    fn send(&mut self, now: u64, dest: Dest, pkt: &[u8], io: &mut IoCounters) {
+        let idx = match dest {
+            Dest::Lan => 0,
+            Dest::Uplink(i) => 1 + i as usize,
+        };
+        let version = pkt.first().map_or(0, |b| b >> 4);
+        let fd = |v: usize| -> Option<RawFd> {
+            self.socks
+                .get(idx)
+                .and_then(|s| s[v].as_ref())
+                .map(|f| f.as_raw_fd())
+        };
+        let res = match version {
+            4 if pkt.len() >= 20 => match fd(0) {
+                Some(fd) => {
+                    let dst = std::net::Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+                    sys::sendto_v4(fd, pkt, dst)
+                }
+                None => Err(std::io::ErrorKind::Unsupported.into()),
+            },
+            6 if pkt.len() >= 40 => match fd(1) {
+                Some(fd) => {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(&pkt[24..40]);
+                    sys::sendto_v6(fd, pkt, a.into())
+                }
+                None => Err(std::io::ErrorKind::Unsupported.into()),
+            },
+            _ => Err(std::io::ErrorKind::InvalidData.into()),
+        };
+        match res {
+            Ok(_) => io.sent += 1,
+            Err(e) => {
+                io.send_errors += 1;
+                self.warn.warn(now, || {
+                    format!("send of {} bytes towards {dest:?} failed: {e}", pkt.len())
+                });
+            }
+        }
+    }
+}
+
+/// Open and configure the NFQUEUE; also return its netlink socket's descriptor for poll().
+///
+/// nfq 0.2.5's `Queue` does not expose its descriptor (no `AsRawFd`), so we find it the only
+/// way left: the socket descriptors that appear in `/proc/self/fd` across `Queue::open`, and
+/// among them the one whose SO_DOMAIN/SO_PROTOCOL say NETLINK_NETFILTER. The daemon has a single
+/// thread, so nothing else opens a socket meanwhile.
+fn open_queue(num: u16) -> Result<(nfq::Queue, RawFd), String> {
+    let before = sys::open_socket_fds();
+    let mut q = nfq::Queue::open()
+        .map_err(|e| format!("cannot open the NFQUEUE netlink socket: {e} (root needed)"))?;
+    let new: Vec<RawFd> = sys::open_socket_fds()
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        .collect();
+    let fd = sys::find_netfilter_socket(&new)
+        .ok_or("cannot find the descriptor of the NFQUEUE netlink socket")?;
+    q.bind(num).map_err(|e| {
+        format!("cannot bind NFQUEUE {num}: {e} (is another program using this queue?)")
+    })?;
+    let e = |what: &str, e: std::io::Error| format!("NFQUEUE {num}: {what}: {e}");
+    q.set_copy_range(num, 65535)
+        .map_err(|x| e("copy range", x))?;
+    q.set_queue_max_len(num, QUEUE_MAXLEN)
+        .map_err(|x| e("queue length", x))?;
+    q.set_fail_open(num, false).map_err(|x| e("fail-open", x))?;
+    if let Err(x) = sys::set_rcvbuf_force(fd, QUEUE_RCVBUF) {
+        log::warn!("NFQUEUE {num}: cannot enlarge the receive buffer: {x}");
+    }
+    q.set_nonblocking(true);
+    Ok((q, fd))
+}
+
+fn engine_config(cfg: &Config, ups: &[ResolvedUplink]) -> Result<EngineConfig, String> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| format!("cannot get random bytes: {e}"))?;
+    Ok(EngineConfig {
+        uplinks: ups
+            .iter()
+            .map(|u| UplinkConfig {
+                name: u.name.clone(),
+                addr4: u.addr4,
+                addr6: u.addr6,
+                mtu: u.mtu,
+            })
+            .collect(),
+        max_connections: cfg.max_connections,
+        checksum: cfg.checksum,
+        port_range: cfg.port_range,
+        idle_timeout: u64::from(cfg.idle_timeout) * 1_000_000,
+        seed,
+    })
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Implicit => "implicit",
+        Mode::Explicit => "explicit",
+    }
+}
+
+/// Everything the packet loop works on.
+struct Daemon {
+    engine: Engine,
+    queue: nfq::Queue,
+    tx: Transmitter,
+    /// (ifindex, side) of every LAN device and uplink.
+    sides: Vec<(u32, Side)>,
+    scratch: Vec<u8>,
+    io: IoCounters,
+    recv_warn: RateLimited,
+    verdict_warn: RateLimited,
+}
+
+impl Daemon {
+    fn side(&self, ifindex: u32) -> Option<Side> {
+        self.sides
+            .iter()
+            .find(|(i, _)| *i == ifindex)
+            .map(|(_, s)| *s)
+    }
+
+    fn drain_transmits(&mut self, now: u64) {
+        while let Some((dest, pkt)) = self.engine.poll_transmit() {
+            self.tx.send(now, dest, pkt, &mut self.io);
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = sys::monotonic_us();
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+            self.drain_transmits(now);
+        }
+    }
+
+    /// Handle queued packets until the socket has none left.
+    fn receive_all(&mut self) {
+        let mut n: u32 = 0;
+        loop {
+            let mut msg = match self.queue.recv() {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let now = sys::monotonic_us();
+                    self.recv_warn.warn(now, || format!("NFQUEUE receive: {e}"));
+                    break;
+                }
+            };
+            let now = sys::monotonic_us();
+            self.io.queued += 1;
+            let verdict = match self.side(msg.get_indev()) {
+                None => Verdict::Accept,
+                Some(side) => {
+                    let payload = msg.get_payload();
+                    let len = payload.len();
+                    if len > self.scratch.len() {
+                        Verdict::Accept
+                    } else {
+                        self.scratch[..len].copy_from_slice(payload);
+                        match self.engine.handle(now, side, &mut self.scratch[..len]) {
+                            Verdict::AcceptRewritten(m) if m == len => {
+                                msg.get_payload_mut().copy_from_slice(&self.scratch[..len]);
+                                Verdict::AcceptRewritten(m)
+                            }
+                            Verdict::AcceptRewritten(m) if m < len => {
+                                // Rare (the engine shrank the packet): nfq needs an owned Vec.
+                                msg.set_payload(self.scratch[..m].to_vec());
+                                Verdict::AcceptRewritten(m)
+                            }
+                            // A length beyond the packet cannot have been written: keep it.
+                            Verdict::AcceptRewritten(_) => Verdict::Accept,
+                            v => v,
+                        }
+                    }
+                }
+            };
+            msg.set_verdict(match verdict {
+                Verdict::Drop => {
+                    self.io.dropped += 1;
+                    nfq::Verdict::Drop
+                }
+                _ => {
+                    self.io.accepted += 1;
+                    nfq::Verdict::Accept
+                }
+            });
+            if let Err(e) = self.queue.verdict(msg) {
+                self.verdict_warn
+                    .warn(now, || format!("NFQUEUE verdict: {e}"));
+            }
+            self.drain_transmits(now);
+            n = n.wrapping_add(1);
+            if n % 64 == 0 {
+                self.run_timers();
+            }
+        }
+    }
+}
+
+fn summary(engine: &Engine, io: &IoCounters) -> String {
+    let mut s: Vec<String> = io.iter().iter().map(|(k, v)| format!("{k} {v}")).collect();
+    s.extend(
+        engine
+            .counters()
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| format!("{k} {v}")),
+    );
+    s.join(", ")
+}
+
+/// Run the daemon in the foreground until SIGINT or SIGTERM. Everything installed is removed
+/// again on return, also on errors during start.
+pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
+    if cfg.mode == Mode::Explicit {
+        return Err("explicit mode is not implemented yet".into());
+    }
+    if !cfg.enabled {
+        log::info!(
+            "disabled in {} (option enabled '0'); nothing to do",
+            cfg.path.display()
+        );
+        return Ok(());
+    }
+    let ups = net::resolve_uplinks(&cfg)?;
+    let lans = net::resolve_lans(&cfg)?;
+    if ups.len() > 255 || (cfg.mark & 0xff) as usize + ups.len() > 0xff {
+        return Err(format!(
+            "{}: option mark {:#x} leaves no room for {} uplink marks (mark + 1 + i must keep the bits of {:#x})",
+            cfg.path.display(),
+            cfg.mark,
+            ups.len(),
+            firewall::MARK_MASK
+        ));
+    }
+    let mut sides: Vec<(u32, Side)> = lans.iter().map(|l| (l.ifindex, Side::Lan)).collect();
+    for (i, u) in ups.iter().enumerate() {
+        if sides.iter().any(|(x, _)| *x == u.ifindex) {
+            return Err(format!(
+                "{}: device '{}' is used twice (LAN and uplink, or two uplinks)",
+                cfg.path.display(),
+                u.device
+            ));
+        }
+        sides.push((u.ifindex, Side::Uplink(i as u8)));
+    }
+    let engine = Engine::new(engine_config(&cfg, &ups)?);
+    let tx = Transmitter::new(&cfg, &ups)?;
+    let signals = sys::install_signal_pipe().map_err(|e| format!("signal handlers: {e}"))?;
+    let (queue, qfd) = open_queue(cfg.queue)?;
+    let mut d = Daemon {
+        engine,
+        queue,
+        tx,
+        sides,
+        scratch: vec![0; 65536],
+        io: IoCounters::default(),
+        recv_warn: RateLimited::default(),
+        verdict_warn: RateLimited::default(),
+    };
+    // Declared in install order, so an early return drops (undoes) them in reverse.
+    let routing = routes::install(&cfg, &ups)?;
+    let (backend, fw) = firewall::install(&cfg, &ups)?;
+    let ctl = ControlServer::bind(&cfg.socket)?;
+
+    for (i, u) in ups.iter().enumerate() {
+        let mut addrs = String::new();
+        if let Some(a) = u.addr4 {
+            addrs.push_str(&format!(" addr {a}"));
+        }
+        if let Some(a) = u.addr6 {
+            addrs.push_str(&format!(" addr6 {a}"));
+        }
+        log::info!(
+            "uplink {}: dev {}{} mtu {} table {} mark {:#x}",
+            u.name,
+            u.device,
+            addrs,
+            u.mtu,
+            routes::uplink_table(&cfg, i),
+            routes::uplink_mark(&cfg, i)
+        );
+    }
+    let lan_names: Vec<&str> = lans.iter().map(|l| l.device.as_str()).collect();
+    log::info!(
+        "ready: {} mode, lan {}, queue {}, firewall {}, control socket {}",
+        mode_name(cfg.mode),
+        lan_names.join(" "),
+        cfg.queue,
+        backend.name(),
+        cfg.socket.display()
+    );
+    if verbose {
+        log::debug!(
+            "port range {}-{}, max connections {}, idle timeout {} s, checksum {}",
+            cfg.port_range.0,
+            cfg.port_range.1,
+            cfg.max_connections,
+            cfg.idle_timeout,
+            cfg.checksum
+        );
+    }
+
+    let mode = mode_name(cfg.mode);
+    let mut pfds = [
+        sys::poll_in(qfd),
+        sys::poll_in(ctl.fd()),
+        sys::poll_in(signals.as_raw_fd()),
+    ];
+    let stop = (1u32 << sys::SIGINT) | (1u32 << sys::SIGTERM);
+    loop {
+        let now = sys::monotonic_us();
+        let timeout_ms = match d.engine.poll_timeout() {
+            Some(t) if t <= now => 0,
+            Some(t) => ((t - now).div_ceil(1000)).min(60_000) as i32,
+            None => 60_000,
+        };
+        for p in pfds.iter_mut() {
+            p.revents = 0;
+        }
+        if let Err(e) = sys::poll(&mut pfds, timeout_ms) {
+            return Err(format!("poll: {e}"));
+        }
+        if sys::readable(&pfds[2]) {
+            let mut b = [0u8; 64];
+            while matches!(sys::read(signals.as_raw_fd(), &mut b), Ok(n) if n > 0) {}
+        }
+        let sigs = sys::take_signals();
+        if sigs & stop != 0 {
+            let name = if sigs & (1 << sys::SIGTERM) != 0 {
+                "SIGTERM"
+            } else {
+                "SIGINT"
+            };
+            log::info!("{name}: shutting down");
+            break;
+        }
+        if sigs & (1 << sys::SIGHUP) != 0 {
+            log::info!(
+                "SIGHUP: configuration reload is not supported; restart mpconv to apply changes"
+            );
+        }
+        if sys::readable(&pfds[0]) {
+            d.receive_all();
+        }
+        d.run_timers();
+        if sys::readable(&pfds[1]) {
+            while let Some(stream) = ctl.accept() {
+                ControlServer::serve(stream, |Request::Status { json }| {
+                    let mut io = d.io.clone();
+                    io.queue_drops = control::read_queue_drops(cfg.queue);
+                    let st = d.engine.status();
+                    if json {
+                        control::render_json(mode, &ups, &st, &io)
+                    } else {
+                        control::render_text(mode, &ups, &st, &io)
+                    }
+                });
+            }
+        }
+    }
+
+    drop(ctl);
+    drop(fw);
+    drop(routing);
+    if let Err(e) = d.queue.unbind(cfg.queue) {
+        log::debug!("NFQUEUE unbind: {e}");
+    }
+    d.io.queue_drops = control::read_queue_drops(cfg.queue);
+    log::info!("stopped: {}", summary(&d.engine, &d.io));
+    Ok(())
+}

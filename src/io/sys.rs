@@ -1,0 +1,331 @@
+//! The only `unsafe` code of mpconv: small safe wrappers around the libc calls the daemon needs
+//! (raw sockets, socket options, `sendto`, `poll`, signals, the monotonic clock, interface
+//! indexes). Every function here checks its arguments' sizes itself and turns `-1` into
+//! [`std::io::Error::last_os_error`].
+
+use std::ffi::CString;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A raw socket that sends whole IP packets (header included): `AF_INET`/`AF_INET6`,
+/// `SOCK_RAW`, `IPPROTO_RAW` (which implies `IP_HDRINCL`; for IPv6 Linux does the same).
+/// Non-blocking and close-on-exec.
+pub fn raw_socket(v6: bool) -> io::Result<OwnedFd> {
+    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain syscall with integer arguments; the result is a new fd we own.
+    let fd = check(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_RAW,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a valid c_int whose size is passed alongside.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &val as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut val: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `val` and `len` are valid for writes and `len` holds the size of `val`.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut val as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(val)
+}
+
+/// `SO_MARK`: the firewall mark of every packet sent on the socket (needs CAP_NET_ADMIN).
+pub fn set_mark(fd: RawFd, mark: u32) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_MARK, mark as libc::c_int)
+}
+
+/// `SO_SNDBUFFORCE` (ignores `net.core.wmem_max`; needs CAP_NET_ADMIN).
+pub fn set_sndbuf_force(fd: RawFd, bytes: u32) -> io::Result<()> {
+    setsockopt_int(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUFFORCE,
+        bytes as libc::c_int,
+    )
+}
+
+/// `SO_RCVBUFFORCE` (ignores `net.core.rmem_max`; needs CAP_NET_ADMIN).
+pub fn set_rcvbuf_force(fd: RawFd, bytes: u32) -> io::Result<()> {
+    setsockopt_int(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        bytes as libc::c_int,
+    )
+}
+
+/// `SO_BINDTODEVICE`: send only through this device.
+pub fn bind_to_device(fd: RawFd, dev: &str) -> io::Result<()> {
+    let name = CString::new(dev).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let bytes = name.as_bytes_with_nul();
+    // SAFETY: `bytes` is a valid buffer of the given length for the duration of the call.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            bytes.as_ptr() as *const libc::c_void,
+            bytes.len() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// `(SO_DOMAIN, SO_PROTOCOL)` of a socket.
+pub fn socket_domain_protocol(fd: RawFd) -> io::Result<(i32, i32)> {
+    Ok((
+        getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?,
+        getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)?,
+    ))
+}
+
+/// Send one IPv4 packet (header included) to `dst`, without blocking.
+pub fn sendto_v4(fd: RawFd, packet: &[u8], dst: Ipv4Addr) -> io::Result<usize> {
+    // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_addr = libc::in_addr {
+        s_addr: u32::from_ne_bytes(dst.octets()),
+    };
+    // SAFETY: `packet` and `sa` are valid for reads of the lengths passed.
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            packet.as_ptr() as *const libc::c_void,
+            packet.len(),
+            libc::MSG_DONTWAIT,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Send one IPv6 packet (header included) to `dst`, without blocking.
+pub fn sendto_v6(fd: RawFd, packet: &[u8], dst: Ipv6Addr) -> io::Result<usize> {
+    // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    sa.sin6_addr = libc::in6_addr {
+        s6_addr: dst.octets(),
+    };
+    // SAFETY: `packet` and `sa` are valid for reads of the lengths passed.
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            packet.as_ptr() as *const libc::c_void,
+            packet.len(),
+            libc::MSG_DONTWAIT,
+            &sa as *const libc::sockaddr_in6 as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// One entry for [`poll`].
+pub type PollFd = libc::pollfd;
+
+/// A [`PollFd`] waiting for input on `fd`.
+pub fn poll_in(fd: RawFd) -> PollFd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Whether [`poll`] reported input (or an error/hang-up, which a read will then report).
+pub fn readable(p: &PollFd) -> bool {
+    p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// `poll(2)`; `timeout_ms < 0` waits forever. EINTR is returned as `Ok(0)`.
+pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a valid, writable slice of pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINTR) {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(n as usize)
+}
+
+/// Microseconds of `CLOCK_MONOTONIC`.
+pub fn monotonic_us() -> u64 {
+    // SAFETY: timespec is plain old data.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is valid for writes; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1000
+}
+
+/// `if_nametoindex(3)`: `None` when there is no such device.
+pub fn if_nametoindex(dev: &str) -> Option<u32> {
+    let name = CString::new(dev).ok()?;
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// Effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Non-blocking `read(2)` into `buf` (used to drain the signal pipe).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+// ---- signals: a self-pipe -------------------------------------------------------------------
+
+/// Write end of the self-pipe, -1 when not installed.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// Bit `1 << signo` for every signal received since the last [`take_signals`].
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn on_signal(signo: libc::c_int) {
+    // Only async-signal-safe operations: an atomic OR and a write(2) that may fail harmlessly.
+    if (0..32).contains(&signo) {
+        SIGNALS.fetch_or(1 << signo, Ordering::SeqCst);
+    }
+    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = 0u8;
+        // SAFETY: writing one byte from a valid stack location; errors (full pipe) are ignored.
+        unsafe { libc::write(fd, &b as *const u8 as *const libc::c_void, 1) };
+    }
+}
+
+/// The signals the daemon reacts to.
+pub const HANDLED_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Install handlers for SIGINT, SIGTERM and SIGHUP that record the signal and wake up
+/// [`poll`] through a self-pipe. Returns the read end (non-blocking) to poll on.
+/// SIGPIPE is ignored (the control socket reports EPIPE instead).
+pub fn install_signal_pipe() -> io::Result<OwnedFd> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // The write end lives as long as the process (the handler may run at any time).
+    SIGNAL_PIPE.store(
+        std::mem::ManuallyDrop::new(wr).as_raw_fd(),
+        Ordering::SeqCst,
+    );
+    for sig in HANDLED_SIGNALS {
+        let handler: extern "C" fn(libc::c_int) = on_signal;
+        set_handler(sig, handler as libc::sighandler_t)?;
+    }
+    set_handler(libc::SIGPIPE, libc::SIG_IGN)?;
+    Ok(rd)
+}
+
+fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: sigaction is plain old data; all-zero is a valid (empty) value.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: `sa.sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+    // SAFETY: `sa` is fully initialised; the handler only does async-signal-safe work.
+    check(unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) }).map(drop)
+}
+
+/// The signals received since the last call, as a bit set (`1 << signo`).
+pub fn take_signals() -> u32 {
+    SIGNALS.swap(0, Ordering::SeqCst)
+}
+
+/// Signal numbers, for the bit set of [`take_signals`].
+pub use libc::{SIGHUP, SIGINT, SIGTERM};
+
+/// Open file descriptors of this process that are sockets (from `/proc/self/fd`).
+pub fn open_socket_fds() -> Vec<RawFd> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        for e in dir.flatten() {
+            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) else {
+                continue;
+            };
+            if let Ok(target) = std::fs::read_link(e.path()) {
+                if target.to_string_lossy().starts_with("socket:") {
+                    out.push(fd);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The `NETLINK_NETFILTER` socket among `candidates`, if exactly one is.
+pub fn find_netfilter_socket(candidates: &[RawFd]) -> Option<RawFd> {
+    let mut found = candidates.iter().copied().filter(|&fd| {
+        matches!(socket_domain_protocol(fd), Ok((d, p)) if d == libc::AF_NETLINK && p == libc::NETLINK_NETFILTER)
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+pub use libc::{EAGAIN, EINTR};
