@@ -83,34 +83,72 @@ impl Step {
 #[derive(Debug, Default)]
 pub struct Installed {
     what: &'static str,
-    undo: Vec<Vec<Argv>>,
+    undo: Vec<Undo>,
+}
+
+/// One entry of the undo list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Undo {
+    /// Run these commands in order.
+    Run(Vec<Argv>),
+    /// iptables-nft creates the nftables table `FAMILY raw` on first use and leaves it behind:
+    /// delete it if it holds no rule and no chain but the built-in ones (`iptables-save -t raw`
+    /// of `SAVE` shows none).
+    DropEmptyRawTable {
+        save: &'static str,
+        family: &'static str,
+    },
+}
+
+fn undo_one(u: Undo, what: &str) {
+    match u {
+        Undo::Run(cmds) => {
+            for c in cmds {
+                if let Err(e) = run_logged(&c, None) {
+                    log::warn!("{what}: cleanup: {e}");
+                }
+            }
+        }
+        Undo::DropEmptyRawTable { save, family } => {
+            let Ok(text) = run(&argv(&[save, "-t", "raw"]), None) else {
+                return;
+            };
+            let only_builtin = text.lines().all(|l| {
+                !l.starts_with("-A")
+                    && (!l.starts_with(':')
+                        || l.starts_with(":PREROUTING ")
+                        || l.starts_with(":OUTPUT "))
+            });
+            if only_builtin {
+                let _ = run_logged(&argv(&["nft", "delete", "table", family, "raw"]), None);
+            }
+        }
+    }
 }
 
 impl Installed {
     /// Apply `steps` in order; if one fails, undo those already applied and return its error.
-    pub fn apply(what: &'static str, steps: Vec<Step>) -> Result<Installed, String> {
-        let mut done = Installed {
-            what,
-            undo: Vec::new(),
-        };
+    /// `first` are undo entries for side effects of the steps that must be undone last.
+    pub fn apply(
+        what: &'static str,
+        first: Vec<Undo>,
+        steps: Vec<Step>,
+    ) -> Result<Installed, String> {
+        let mut done = Installed { what, undo: first };
         for step in steps {
             if let Err(e) = run_logged(&step.apply, step.input.as_deref()) {
                 done.undo();
                 return Err(format!("{what}: {e}"));
             }
-            done.undo.push(step.undo);
+            done.undo.push(Undo::Run(step.undo));
         }
         Ok(done)
     }
 
     /// Take back every change, last first. Failures are logged, not fatal.
     pub fn undo(&mut self) {
-        while let Some(cmds) = self.undo.pop() {
-            for c in cmds {
-                if let Err(e) = run_logged(&c, None) {
-                    log::warn!("{}: cleanup: {e}", self.what);
-                }
-            }
+        while let Some(u) = self.undo.pop() {
+            undo_one(u, self.what);
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::cmd::{self, argv, Argv, Installed, Step};
+use super::cmd::{self, argv, Argv, Installed, Step, Undo};
 use super::net::ResolvedUplink;
 use crate::config::{Config, FirewallBackend};
 
@@ -283,6 +283,15 @@ fn check_ifname(name: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `bin` is iptables-nft and its nftables table `FAMILY raw` does not exist yet (so
+/// that our rules would create it and leave it behind).
+fn raw_table_created_by_us(bin: &str, family: &str) -> bool {
+    let nft_variant = cmd::run(&argv(&[bin, "-V"]), None).is_ok_and(|v| v.contains("nf_tables"));
+    nft_variant
+        && cmd::exists("nft")
+        && cmd::run(&argv(&["nft", "list", "table", family, "raw"]), None).is_err()
+}
+
 /// Install the rules with the chosen backend; the result removes them when dropped.
 pub fn install(cfg: &Config, ups: &[ResolvedUplink]) -> Result<(Backend, Installed), String> {
     let spec = FwSpec::new(cfg, ups);
@@ -295,7 +304,18 @@ pub fn install(cfg: &Config, ups: &[ResolvedUplink]) -> Result<(Backend, Install
         Backend::Nftables => nft_plan(&spec),
     };
     cmd::remove_stale(&stale);
-    let done = Installed::apply("firewall", steps)?;
+    let mut first = Vec::new();
+    if backend == Backend::Iptables {
+        for (bin, save, family) in [
+            ("iptables", "iptables-save", "ip"),
+            ("ip6tables", "ip6tables-save", "ip6"),
+        ] {
+            if raw_table_created_by_us(bin, family) {
+                first.push(Undo::DropEmptyRawTable { save, family });
+            }
+        }
+    }
+    let done = Installed::apply("firewall", first, steps)?;
     Ok((backend, done))
 }
 

@@ -94,7 +94,7 @@ pub fn plan(cfg: &Config, ups: &[ResolvedUplink]) -> (Vec<Step>, Vec<Argv>) {
 pub fn install(cfg: &Config, ups: &[ResolvedUplink]) -> Result<Installed, String> {
     let (steps, stale) = plan(cfg, ups);
     cmd::remove_stale(&stale);
-    Installed::apply("routing", steps)
+    Installed::apply("routing", Vec::new(), steps)
 }
 
 #[cfg(test)]
