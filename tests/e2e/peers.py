@@ -185,7 +185,7 @@ class Server:
                 if not d:
                     raise ConnectionError("EOF before request line")
                 buf += d
-                if len(buf) > 128:
+                if b"\n" not in buf and len(buf) > 128:
                     raise ValueError("request line too long")
             line, rest = buf.split(b"\n", 1)
             verb, n = line.decode().split()
