@@ -186,10 +186,12 @@ fn main() -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if log::log_enabled!(log::Level::Error) {
+            // Once `run` has set up logging, errors go to the log (stderr) only once.
+            if log::max_level() >= log::LevelFilter::Error {
                 log::error!("{e}");
+            } else {
+                eprintln!("mpconv: {e}");
             }
-            eprintln!("mpconv: {e}");
             ExitCode::FAILURE
         }
     }

@@ -28,6 +28,8 @@ const QUEUE_RCVBUF: u32 = 8 << 20;
 const RAW_SNDBUF: u32 = 1 << 20;
 /// Kernel queue length.
 const QUEUE_MAXLEN: u32 = 4096;
+/// Packets handled per wake-up at most.
+const RECV_BUDGET: u32 = 4096;
 /// Minimum time between two warnings of the same kind.
 const WARN_INTERVAL_US: u64 = 10_000_000;
 
@@ -248,10 +250,11 @@ impl Daemon {
         }
     }
 
-    /// Handle queued packets until the socket has none left.
+    /// Handle queued packets until the socket has none left, or [`RECV_BUDGET`] of them (then
+    /// poll() returns at once, after signals and the control socket had their turn).
     fn receive_all(&mut self) {
         let mut n: u32 = 0;
-        loop {
+        while n < RECV_BUDGET {
             let mut msg = match self.queue.recv() {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
