@@ -35,6 +35,29 @@ def test_sigterm_restores_router_state(bed, tcp_server):
     assert after == before, "router state differs after SIGTERM:\n" + diff_snapshots(before, after)
 
 
+RAW_TABLE = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+
+
+def test_sigterm_restores_router_state_without_raw_table(bed, tcp_server):
+    """Router whose iptables-nft has no raw table yet: none may be left behind."""
+    for fam in ("ip", "ip6"):
+        bed.exec("rtr", ["nft", "delete", "table", fam, "raw"])
+    try:
+        before = bed.snapshot("rtr")
+        assert "*raw" not in before["iptables-save"]
+        d = bed.daemon()
+        try:
+            assert_transfer_ok(bed.client("get", 1 * MB))
+        finally:
+            rc = d.stop()
+        assert rc == 0, "daemon exit code %s after SIGTERM" % rc
+        after = bed.snapshot("rtr")
+        assert after == before, "router state differs after SIGTERM:\n" + diff_snapshots(before, after)
+    finally:
+        for ipt in ("iptables-restore", "ip6tables-restore"):
+            bed.exec("rtr", [ipt, "-w", "--noflush"], input=RAW_TABLE, check=False)
+
+
 def test_sigkill_queue_bypass(bed, tcp_server):
     before = bed.snapshot("rtr")
     d = bed.daemon()

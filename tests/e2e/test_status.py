@@ -20,7 +20,11 @@ def test_status_during_transfer(bed, daemon, mptcp_server):
     assert_transfer_ok(res)
     names = sorted(u.get("name") for u in st.get("uplinks", []))
     assert names == ["dsl", "lte"], "status uplinks: %s" % st.get("uplinks")
+    busy = {u.get("name"): u.get("subflows") for u in st["uplinks"]}
+    assert all(isinstance(v, int) and v >= 1 for v in busy.values()), \
+        "an uplink carries no subflow during a converted transfer: %s" % busy
     assert isinstance(st.get("counters"), dict) and st["counters"], "no counters: %s" % st
+    assert st["counters"].get("MPCapableSYNTX", 0) >= 1, st["counters"]
     assert isinstance(st.get("connections"), list) and len(st["connections"]) >= 1, \
         "no connection listed during the transfer: %s" % st
     assert "io" in st, st
