@@ -12,8 +12,12 @@ use super::Micros;
 
 /// Subflows per connection: the initial one plus one join per other uplink.
 pub const MAX_SUBFLOWS: usize = 8;
-/// Received ranges remembered per subflow until the LAN host acknowledges them.
-pub const RECV_ENTRIES: usize = 64;
+/// Received ranges remembered per subflow until the LAN host acknowledges them. A range ends
+/// where the server's scheduler switched subflows, so a large window in flight over several
+/// subflows needs many. The table grows on demand (rarely: capacity is kept) up to this bound.
+pub const RECV_ENTRIES: usize = 4096;
+/// Initial capacity of a subflow's RECV table.
+const RECV_INITIAL: usize = 16;
 /// Server mappings remembered per subflow.
 pub const MAP_ENTRIES: usize = 8;
 
@@ -59,15 +63,13 @@ pub struct MapEntry {
 /// SSN-ordered ranges received on one subflow and not yet acknowledged on it.
 #[derive(Clone, Debug)]
 pub struct RecvTable {
-    e: [RecvEntry; RECV_ENTRIES],
-    n: usize,
+    e: Vec<RecvEntry>,
 }
 
 impl Default for RecvTable {
     fn default() -> Self {
         RecvTable {
-            e: [RecvEntry::default(); RECV_ENTRIES],
-            n: 0,
+            e: Vec::with_capacity(RECV_INITIAL),
         }
     }
 }
@@ -76,11 +78,11 @@ use crate::wire::seq::{seq_gt, seq_le, seq_lt};
 
 impl RecvTable {
     pub fn entries(&self) -> &[RecvEntry] {
-        &self.e[..self.n]
+        &self.e
     }
 
     pub fn is_empty(&self) -> bool {
-        self.n == 0
+        self.e.is_empty()
     }
 
     /// Record `len` bytes at `ssn` mapped to `dsn`, merging with neighbours. Bytes below
@@ -99,11 +101,12 @@ impl RecvTable {
         }
         while len > 0 {
             // The first entry that ends after ssn.
-            let i = self.e[..self.n]
+            let i = self
+                .e
                 .iter()
                 .position(|e| seq_gt(e.ssn.wrapping_add(e.len), ssn))
-                .unwrap_or(self.n);
-            let step = if i < self.n && seq_le(self.e[i].ssn, ssn) {
+                .unwrap_or(self.e.len());
+            let step = if i < self.e.len() && seq_le(self.e[i].ssn, ssn) {
                 // Already recorded: skip the covered part.
                 self.e[i]
                     .ssn
@@ -111,7 +114,7 @@ impl RecvTable {
                     .wrapping_sub(ssn)
                     .min(len)
             } else {
-                let gap = if i < self.n {
+                let gap = if i < self.e.len() {
                     self.e[i].ssn.wrapping_sub(ssn).min(len)
                 } else {
                     len
@@ -138,24 +141,21 @@ impl RecvTable {
                 return true;
             }
         }
-        if self.n == RECV_ENTRIES {
+        if self.e.len() == RECV_ENTRIES {
             return false;
         }
-        self.e.copy_within(i..self.n, i + 1);
-        self.e[i] = e;
-        self.n += 1;
+        self.e.insert(i, e);
         self.merge_at(i);
         true
     }
 
     /// Merge entry i with its successor when they are contiguous in both spaces.
     fn merge_at(&mut self, i: usize) {
-        if i + 1 < self.n {
+        if i + 1 < self.e.len() {
             let (a, b) = (self.e[i], self.e[i + 1]);
             if a.ssn.wrapping_add(a.len) == b.ssn && a.dsn + a.len as u64 == b.dsn {
                 self.e[i].len += b.len;
-                self.e.copy_within(i + 2..self.n, i + 1);
-                self.n -= 1;
+                self.e.remove(i + 1);
             }
         }
     }
@@ -167,7 +167,7 @@ impl RecvTable {
     pub fn advance(&mut self, acked: u32, dack: u64) -> u32 {
         let mut ack = acked;
         let mut drop = 0;
-        while drop < self.n {
+        while drop < self.e.len() {
             let e = self.e[drop];
             if e.ssn != ack || e.dsn >= dack {
                 break;
@@ -188,8 +188,7 @@ impl RecvTable {
             }
         }
         if drop > 0 {
-            self.e.copy_within(drop..self.n, 0);
-            self.n -= drop;
+            self.e.drain(..drop);
         }
         ack
     }

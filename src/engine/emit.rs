@@ -76,7 +76,7 @@ pub fn translate(
         counters.tx_ring_full += 1;
         return false;
     };
-    if len > buf.len() || len > pkt.len() || src.is_ipv4() != !p.v6 || dst.is_ipv4() != !p.v6 {
+    if len > buf.len() || len > pkt.len() || src.is_ipv4() == p.v6 || dst.is_ipv4() == p.v6 {
         counters.pkt_malformed += 1;
         return false;
     }

@@ -217,7 +217,7 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         let rel = p.seq.wrapping_sub(conn.c_isn);
         let dlen = payload.len() as u32 + fin as u32;
         let psum = p.payload_sum(pkt);
-        if !conn.confirmed && (payload.is_empty() && !fin || rel == 1 && !fin) {
+        if !conn.confirmed && !fin && (payload.is_empty() || rel == 1) {
             // Keys until the server's first DSS (RFC 8684 §3.1): on pure ACKs the 20-byte form,
             // on the first data the 22/24-byte form, which maps DSN IDSN+1 to SSN 1.
             let (data_len, csum) = if payload.is_empty() {

@@ -323,12 +323,12 @@ impl Engine {
             }
         };
         match from {
-            Side::Lan => self.from_lan(now, packet, &p),
-            Side::Uplink(u) => self.from_uplink(now, u, packet, &p),
+            Side::Lan => self.on_lan(now, packet, &p),
+            Side::Uplink(u) => self.on_uplink(now, u, packet, &p),
         }
     }
 
-    fn from_lan(&mut self, now: Micros, pkt: &[u8], p: &IpTcp) -> Verdict {
+    fn on_lan(&mut self, now: Micros, pkt: &[u8], p: &IpTcp) -> Verdict {
         let client = SocketAddr::new(p.src, p.sport);
         let server = SocketAddr::new(p.dst, p.dport);
         if let Some(slot) = self.table.find_client(client, server) {
@@ -436,7 +436,7 @@ impl Engine {
         Verdict::Drop
     }
 
-    fn from_uplink(&mut self, now: Micros, u: u8, pkt: &[u8], p: &IpTcp) -> Verdict {
+    fn on_uplink(&mut self, now: Micros, u: u8, pkt: &[u8], p: &IpTcp) -> Verdict {
         let Some((slot, si)) = self.table.find_sub((u, p.dport)) else {
             self.counters.pkt_unknown += 1;
             return Verdict::Drop;
@@ -537,6 +537,7 @@ impl Engine {
             return;
         }
         let mut dead = [false; conn::MAX_SUBFLOWS];
+        #[allow(clippy::needless_range_loop)] // `conn` is borrowed again inside
         for i in 1..conn::MAX_SUBFLOWS {
             let Some(sub) = conn.sub(i as u8) else {
                 continue;
