@@ -15,6 +15,7 @@
 //! * [`seq`] — 32-bit sequence arithmetic and 32→64-bit expansion.
 
 pub mod checksum;
+pub mod convert;
 pub mod crypto;
 pub mod mptcp;
 pub mod packet;
