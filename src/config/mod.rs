@@ -13,6 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+pub mod concentrator;
 #[cfg(test)]
 mod tests;
 mod uci;
