@@ -160,32 +160,36 @@ impl RecvTable {
         }
     }
 
-    /// ACK projection (paper §3.5) for the cumulative part: the LAN host has everything below
-    /// data sequence number `dack`. Returns the new subflow ACK: from `acked`, advance over the
-    /// contiguous entries whose bytes are all below `dack` (and into the first that is partly
-    /// below). Acknowledged bytes are removed from the table.
-    pub fn advance(&mut self, acked: u32, dack: u64) -> u32 {
+    /// ACK projection (paper §3.5): the LAN host holds everything below data sequence number
+    /// `dack` and the data-level ranges `dsacks` (its SACK blocks). The block that contains the
+    /// subflow's previous ACK yields its new ACK: from `acked`, advance over the contiguous
+    /// entries whose bytes the host holds, into the first that it holds only in part. Data that
+    /// arrived early on a fast subflow is thus acknowledged on that subflow although the host
+    /// still waits for a slower one (no spurious retransmissions); the data-level ACK stays the
+    /// host's own. Acknowledged bytes leave the table.
+    pub fn advance(&mut self, acked: u32, dack: u64, dsacks: &[(u64, u64)]) -> u32 {
         let mut ack = acked;
         let mut drop = 0;
         while drop < self.e.len() {
             let e = self.e[drop];
-            if e.ssn != ack || e.dsn >= dack {
+            if e.ssn != ack {
                 break;
             }
-            let end = e.dsn + e.len as u64;
-            if end <= dack {
+            let held = held_prefix(e.dsn, e.dsn + e.len as u64, dack, dsacks);
+            if held == e.len {
                 ack = e.ssn.wrapping_add(e.len);
                 drop += 1;
-            } else {
-                let part = (dack - e.dsn) as u32;
-                ack = e.ssn.wrapping_add(part);
+                continue;
+            }
+            if held > 0 {
+                ack = e.ssn.wrapping_add(held);
                 self.e[drop] = RecvEntry {
                     ssn: ack,
-                    dsn: e.dsn + part as u64,
-                    len: e.len - part,
+                    dsn: e.dsn + held as u64,
+                    len: e.len - held,
                 };
-                break;
             }
+            break;
         }
         if drop > 0 {
             self.e.drain(..drop);
@@ -220,6 +224,26 @@ impl RecvTable {
         }
         n
     }
+}
+
+/// How many bytes from `s` (up to `t`) the LAN host holds, given its cumulative ACK `dack` and
+/// its SACK blocks (data sequence numbers).
+fn held_prefix(s: u64, t: u64, dack: u64, dsacks: &[(u64, u64)]) -> u32 {
+    let mut pos = s;
+    loop {
+        let next = if pos < dack {
+            dack
+        } else if let Some(&(_, r)) = dsacks.iter().find(|&&(l, r)| l <= pos && pos < r) {
+            r
+        } else {
+            break;
+        };
+        pos = next.min(t);
+        if pos >= t {
+            break;
+        }
+    }
+    (pos - s) as u32
 }
 
 /// Recent server mappings of one subflow (a mapping may cover many segments).
@@ -336,6 +360,9 @@ pub struct Conn {
     pub s_wscale: u8,
     /// Last TSval from the LAN host (echoed back to it), highest TSval sent to it.
     pub c_ts_recent: u32,
+    /// Last TSecr from the LAN host: the server's clock (initial subflow's view) of the segment
+    /// it acknowledges.
+    pub c_tsecr: u32,
     pub ts_to_client: u32,
     pub local_key: u64,
     pub remote_key: u64,
@@ -373,6 +400,17 @@ impl Conn {
 
     pub fn sub_mut(&mut self, i: u8) -> Option<&mut Subflow> {
         self.subs.get_mut(i as usize).and_then(|s| s.as_mut())
+    }
+
+    /// The TSecr for a segment on `sub`: the LAN host's echo moved to this subflow's clock, so
+    /// the server measures the true round trip of the data acknowledged (RFC 7323 §4.1); before
+    /// the host echoed anything, the subflow's latest TSval.
+    pub fn ecr_for(&self, sub: &Subflow) -> u32 {
+        if self.c_tsecr == 0 {
+            sub.ts_recent
+        } else {
+            self.c_tsecr.wrapping_sub(sub.ts_off)
+        }
     }
 
     /// Data sequence number of the byte the LAN host numbers `tsn` in the server's stream.
@@ -424,8 +462,8 @@ mod tests {
         assert!(t.insert(1000, 1300, 5300, 100));
         assert_eq!(t.entries().len(), 2);
         // The host has everything below DSN 5400 (the hole came over another subflow).
-        assert_eq!(t.advance(1000, 5150), 1150);
-        assert_eq!(t.advance(1150, 5400), 1200);
+        assert_eq!(t.advance(1000, 5150, &[]), 1150);
+        assert_eq!(t.advance(1150, 5400, &[]), 1200);
         let mut out = [(0, 0); 4];
         let n = t.sack_blocks(5400, &[], &mut out);
         assert_eq!(&out[..n], &[(1300, 1400)]);
@@ -472,7 +510,7 @@ mod tests {
         let mut t = RecvTable::default();
         let s = u32::MAX - 50;
         assert!(t.insert(s, s, 1 << 40, 100));
-        assert_eq!(t.advance(s, (1 << 40) + 100), s.wrapping_add(100));
+        assert_eq!(t.advance(s, (1 << 40) + 100, &[]), s.wrapping_add(100));
         assert!(t.is_empty());
     }
 
@@ -486,7 +524,11 @@ mod tests {
         let mut out = [(0, 0); 4];
         let n = t.sack_blocks(50, &[(300, 400)], &mut out);
         assert_eq!(&out[..n], &[(100, 200)]);
-        assert_eq!(t.advance(0, 50), 0);
+        assert_eq!(t.advance(0, 50, &[(300, 400)]), 0);
+        // The host SACKs 100..200 too: the subflow's first range is held, its ACK advances
+        // over both ranges although the data-level ACK is still 50.
+        assert_eq!(t.advance(0, 50, &[(100, 200), (300, 400)]), 200);
+        assert!(t.is_empty());
     }
 
     #[test]

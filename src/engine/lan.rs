@@ -16,16 +16,17 @@ use crate::wire::{checksum, seq};
 /// which is also more than a DSS with 32-bit DATA_ACK, 32-bit DSN and checksum (20).
 pub const OPTION_OVERHEAD: u16 = 24;
 
-/// The MP_CAPABLE SYN for a new connection.
-pub fn syn(ctx: &mut Ctx, conn: &Conn, opts_in: &TcpOptions, p: &IpTcp) -> bool {
+/// The MP_CAPABLE SYN for a new connection (also its retransmissions), built from what the
+/// LAN host offered in its SYN.
+pub fn syn(ctx: &mut Ctx, conn: &Conn, window: u16, ttl: u8) -> bool {
     let Some(sub) = conn.sub(0) else { return false };
     let mut w = OptWriter::new();
-    w.mss(conn.c_mss.min(ctx.mss_limit(0, p.v6)));
+    w.mss(conn.c_mss.min(ctx.mss_limit(0, conn.server.is_ipv6())));
     if conn.c_sack {
         w.sack_perm();
     }
-    if let Some((val, _)) = opts_in.ts {
-        w.ts(val, 0);
+    if conn.c_ts {
+        w.ts(conn.c_ts_recent, 0);
     }
     if let Some(ws) = conn.c_wscale {
         w.wscale(ws);
@@ -43,7 +44,9 @@ pub fn syn(ctx: &mut Ctx, conn: &Conn, opts_in: &TcpOptions, p: &IpTcp) -> bool 
         }),
     );
     ctx.counters.mp_capable_syn_tx += 1;
-    let spec = ctx.spec_to_server(conn, sub, conn.c_isn, 0, SYN, p.window, p);
+    let mut spec = ctx.spec_forged(conn, sub, conn.c_isn, 0, SYN);
+    spec.window = window;
+    spec.ttl = ttl.saturating_sub(1).max(1);
     emit::segment(
         ctx.tx,
         ctx.counters,
@@ -68,8 +71,10 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) -> (Verdict
     match conn.state {
         ConnState::SynSent => {
             if p.flags & (SYN | ACK) == SYN {
-                let o = TcpOptions::parse(p.options(pkt));
-                syn(ctx, conn, &o, p);
+                if let Some((val, _)) = TcpOptions::parse(p.options(pkt)).ts {
+                    conn.c_ts_recent = val;
+                }
+                syn(ctx, conn, p.window, p.ttl);
             } else if p.flags & RST != 0 {
                 after.remove = true;
             }
@@ -161,8 +166,9 @@ fn fastclose(ctx: &mut Ctx, conn: &Conn, p: &IpTcp) {
 /// Convert one segment of an MPTCP connection (paper §3.3 forwarding, §3.4–3.5 ACKs).
 fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
     let opts = TcpOptions::parse(p.options(pkt));
-    if let Some((val, _)) = opts.ts {
+    if let Some((val, ecr)) = opts.ts {
         conn.c_ts_recent = val;
+        conn.c_tsecr = ecr;
     }
     conn.c_win = p.window;
     let payload = p.payload(pkt);
@@ -195,7 +201,7 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         if matches!(sub.state, SubState::SynSent | SubState::Closed) {
             continue;
         }
-        let mut ack = sub.recv.advance(sub.rcv_ack, dack);
+        let mut ack = sub.recv.advance(sub.rcv_ack, dack, dsacks);
         if sub.recv.is_empty() && sub.fin == Some(ack) {
             ack = ack.wrapping_add(1);
         }
@@ -335,7 +341,7 @@ pub fn pure_ack(
 ) {
     let mut w = OptWriter::new();
     if conn.ts {
-        w.ts(conn.c_ts_recent, sub.ts_recent);
+        w.ts(conn.c_ts_recent, conn.ecr_for(sub));
     }
     emit::mptcp(
         &mut w,

@@ -282,11 +282,12 @@ impl Engine {
         } else {
             (cfg.port_range.1, cfg.port_range.0)
         };
+        let mut rng = rng::Rng::new(cfg.seed);
         Engine {
             tx: TxRing::new(256),
             counters: Counters::default(),
-            table: table::Table::new(cfg.max_connections.max(1), nup, range, nup),
-            rng: rng::Rng::new(cfg.seed),
+            table: table::Table::new(cfg.max_connections.max(1), nup, range, nup, &mut rng),
+            rng,
             ip_id: 0,
             next_sweep: 0,
             warned_full: false,
@@ -408,6 +409,7 @@ impl Engine {
             sack: false,
             s_wscale: 0,
             c_ts_recent: opts.ts.map(|t| t.0).unwrap_or(0),
+            c_tsecr: 0,
             ts_to_client: 0,
             local_key,
             remote_key: 0,
@@ -431,7 +433,7 @@ impl Engine {
         };
         self.table.bind_sub((0, port), slot, 0);
         if let Some((conn, mut ctx)) = self.split(now, slot) {
-            lan::syn(&mut ctx, conn, &opts, p);
+            lan::syn(&mut ctx, conn, p.window, p.ttl);
         }
         Verdict::Drop
     }

@@ -22,14 +22,26 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(capacity: usize, uplinks: usize, range: (u16, u16), max_subflows: usize) -> Table {
+    /// The port allocator of each uplink starts at a random place in `range`, so that a
+    /// restarted daemon does not reuse the ports whose connections the servers may still hold
+    /// in TIME-WAIT.
+    pub fn new(
+        capacity: usize,
+        uplinks: usize,
+        range: (u16, u16),
+        max_subflows: usize,
+        rng: &mut super::rng::Rng,
+    ) -> Table {
+        let span = (range.1 - range.0) as u32 + 1;
         Table {
             slots: (0..capacity).map(|_| None).collect(),
             free: (0..capacity).rev().collect(),
             by_client: HashMap::with_capacity(capacity),
             by_sub: HashMap::with_capacity(capacity * max_subflows),
             ports: vec![vec![0u64; 1024]; uplinks],
-            next_port: vec![range.0; uplinks],
+            next_port: (0..uplinks)
+                .map(|_| range.0 + (rng.u32() % span) as u16)
+                .collect(),
             range,
         }
     }

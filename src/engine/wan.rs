@@ -33,6 +33,21 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> 
         ConnState::SynSent => {
             if si == 0 && p.flags & (SYN | ACK) == SYN | ACK {
                 synack(ctx, conn, &opts, p);
+            } else if si == 0 && p.flags & (SYN | ACK | RST) == ACK {
+                // An ACK to our SYN: the server still holds an old connection on this 4-tuple
+                // in TIME-WAIT. Reset it with the sequence number it expects, as a TCP in
+                // SYN-SENT does (RFC 9293 §3.10.7.3), and send the SYN again.
+                let spec = ctx.spec_forged(conn, sub0(conn), p.ack, 0, RST);
+                emit::segment(
+                    ctx.tx,
+                    ctx.counters,
+                    Dest::Uplink(0),
+                    &spec,
+                    &OptWriter::new(),
+                    &[],
+                    Some(0),
+                );
+                lan::syn(ctx, conn, conn.c_win, 64);
             } else if p.flags & RST != 0 {
                 to_client_translated(ctx, conn, pkt, p);
                 after.remove = true;
@@ -46,6 +61,12 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> 
         ConnState::Mptcp => mptcp(ctx, conn, si, pkt, p, &opts, &mut after),
     }
     (Verdict::Drop, after)
+}
+
+fn sub0(conn: &Conn) -> &super::conn::Subflow {
+    conn.subs[0]
+        .as_ref()
+        .expect("every connection has its initial subflow")
 }
 
 fn to_client_translated(ctx: &mut Ctx, conn: &Conn, pkt: &[u8], p: &IpTcp) {
