@@ -3,6 +3,8 @@
 //! Layers, with one dependency direction: [`wire`] ← [`engine`] ← `io` (daemon feature) ← main.
 //! [`config`] turns UCI text into typed configuration and depends on nothing else here.
 
+#[cfg(feature = "daemon")]
+pub mod concentrator;
 pub mod config;
 pub mod engine;
 #[cfg(feature = "daemon")]

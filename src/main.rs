@@ -24,6 +24,7 @@ enum Cmd {
     Status(StatusCmd),
     Check(CheckCmd),
     Version(VersionCmd),
+    Concentrator(ConcentratorCmd),
 }
 
 /// Run the converter in the foreground (logs go to stderr) until SIGINT or SIGTERM. Installs
@@ -63,6 +64,39 @@ struct CheckCmd {
     /// the UCI configuration file to check
     #[argh(option, short = 'c')]
     config: PathBuf,
+}
+
+/// Run the concentrator (an RFC 8803 Transport Converter, off-path mode) in the foreground
+/// until SIGINT or SIGTERM. It accepts MPTCP connections that start with a Convert message
+/// (ideally in the SYN, via TCP Fast Open), checks the client's prefix (list allow), its
+/// cookie (option secret) and the destination, connects to the destination by plain TCP and
+/// relays both ways. `mpconv status -s SOCKET` queries it.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "concentrator")]
+struct ConcentratorCmd {
+    /// the UCI file with one `config concentrator` section (e.g.
+    /// /etc/config/mpconv-concentrator)
+    #[argh(option, short = 'c')]
+    config: PathBuf,
+    /// log at debug level, whatever option log_level says
+    #[argh(switch, short = 'v')]
+    verbose: bool,
+}
+
+fn cmd_concentrator(c: ConcentratorCmd) -> Result<(), String> {
+    let cfg = config::concentrator::load(&c.config).map_err(|e| e.to_string())?;
+    let level = if c.verbose {
+        log::LevelFilter::Debug.max(cfg.log_level)
+    } else {
+        cfg.log_level
+    };
+    init_logging(level);
+    log::info!(
+        "{} concentrator starting with {}",
+        version(),
+        c.config.display()
+    );
+    mpconv::concentrator::run(cfg, c.verbose)
 }
 
 /// Print the version (also: mpconv --version).
@@ -178,6 +212,7 @@ fn main() -> ExitCode {
         Cmd::Run(c) => cmd_run(c),
         Cmd::Status(c) => cmd_status(c),
         Cmd::Check(c) => cmd_check(c),
+        Cmd::Concentrator(c) => cmd_concentrator(c),
         Cmd::Version(_) => {
             println!("{}", version());
             Ok(())
