@@ -75,6 +75,11 @@ function renderChart(points, kind, title) {
 	return el;
 }
 
+/* Text from the daemon goes in as a text node, never as markup. */
+function txt(v) {
+	return document.createTextNode(v == null ? '-' : String(v));
+}
+
 function table(id, titles, rows, empty) {
 	var t = E('table', { 'class': 'table', 'id': id }, [
 		E('tr', { 'class': 'tr table-titles' }, titles.map(function(h) {
@@ -97,11 +102,11 @@ return view.extend({
 	handleHandover: function(name, ev) {
 		return callHandover(name).then(function(res) {
 			if (res && res.error)
-				ui.addNotification(null, E('p', _('Handover to %s failed: %s').format(name, res.error)), 'danger');
+				ui.addNotification(null, E('p', [ txt(_('Handover to %s failed: %s').format(name, res.error)) ]), 'danger');
 			else
-				ui.addNotification(null, E('p', _('Handover to %s requested.').format(name)), 'info');
+				ui.addNotification(null, E('p', [ txt(_('Handover to %s requested.').format(name)) ]), 'info');
 		}).catch(function(err) {
-			ui.addNotification(null, E('p', _('Handover to %s failed: %s').format(name, err.message || String(err))), 'danger');
+			ui.addNotification(null, E('p', [ txt(_('Handover to %s failed: %s').format(name, err.message || String(err))) ]), 'danger');
 		});
 	},
 
@@ -110,13 +115,13 @@ return view.extend({
 		if (!d.running)
 			return E('div', { 'class': 'alert-message warning', 'id': 'mpconv-daemon' }, [
 				E('strong', _('mpconv is not running.')), ' ',
-				E('span', d.error || ''), ' ',
+				E('span', { 'class': 'mpconv-error' }, [ txt(d.error || '') ]), ' ',
 				E('span', _('Enable it under Settings, or see the system log.'))
 			]);
 		var up = (st.uplinks || []).length, conns = (st.connections || []).length;
 		return E('div', { 'class': 'alert-message success', 'id': 'mpconv-daemon' }, [
 			E('strong', _('mpconv is running')), ' ',
-			_('(%s mode, %d uplinks, %d converted connections)').format(st.mode || '?', up, conns)
+			txt(_('(%s mode, %d uplinks, %d converted connections)').format(st.mode || '?', up, conns))
 		]);
 	},
 
@@ -126,11 +131,11 @@ return view.extend({
 			var key = 'uplink:' + u.name;
 			var addrs = [ u.addr4, u.addr6 ].filter(function(a) { return a; });
 			return E('tr', { 'class': 'tr mpconv-uplink', 'data-uplink': u.name }, [
-				E('td', { 'class': 'td', 'data-title': _('Uplink') }, E('strong', u.name)),
-				E('td', { 'class': 'td', 'data-title': _('Device') }, u.device || '-'),
-				E('td', { 'class': 'td mpconv-state', 'data-title': _('State') }, logic.uplinkState(u)),
+				E('td', { 'class': 'td', 'data-title': _('Uplink') }, E('strong', [ txt(u.name) ])),
+				E('td', { 'class': 'td', 'data-title': _('Device') }, [ txt(u.device) ]),
+				E('td', { 'class': 'td mpconv-state', 'data-title': _('State') }, [ txt(logic.uplinkState(u)) ]),
 				E('td', { 'class': 'td mpconv-subflows', 'data-title': _('Subflows') }, String(u.subflows != null ? u.subflows : '-')),
-				E('td', { 'class': 'td', 'data-title': _('Address') }, addrs.length ? addrs.join(', ') : '-'),
+				E('td', { 'class': 'td', 'data-title': _('Address') }, [ txt(addrs.length ? addrs.join(', ') : '-') ]),
 				E('td', { 'class': 'td', 'data-title': _('MTU') }, u.mtu != null ? String(u.mtu) : '-'),
 				E('td', { 'class': 'td', 'data-title': _('Activity') },
 					renderChart(hist.get(key), hist.kind(key), _('%s: %s').format(u.name, hist.kind(key) === 'bytes' ? _('throughput') : _('subflows')))),
@@ -166,13 +171,13 @@ return view.extend({
 		var rows = conns.slice(0, MAX_CONNECTION_ROWS).map(function(c) {
 			var by = logic.subflowsByUplink(c, names);
 			var cols = [
-				E('td', { 'class': 'td', 'data-title': _('Client') }, c.client),
-				E('td', { 'class': 'td', 'data-title': _('Server') }, c.server),
-				E('td', { 'class': 'td', 'data-title': _('State') }, c.state)
+				E('td', { 'class': 'td', 'data-title': _('Client') }, [ txt(c.client) ]),
+				E('td', { 'class': 'td', 'data-title': _('Server') }, [ txt(c.server) ]),
+				E('td', { 'class': 'td', 'data-title': _('State') }, [ txt(c.state) ])
 			];
 			Object.keys(by).forEach(function(n) {
 				cols.push(E('td', { 'class': 'td mpconv-sf', 'data-title': n, 'data-uplink': n },
-					by[n].length ? by[n].map(function(sf) { return _('port %d (%s)').format(sf.port, sf.state); }).join(', ') : '-'));
+					[ txt(by[n].length ? by[n].map(function(sf) { return _('port %d (%s)').format(sf.port, sf.state); }).join(', ') : '-') ]));
 			});
 			return E('tr', { 'class': 'tr mpconv-conn' }, cols);
 		});
@@ -191,14 +196,14 @@ return view.extend({
 	renderCounters: function(st) {
 		var rows = logic.nonZeroCounters(st.counters).map(function(kv) {
 			return E('tr', { 'class': 'tr mpconv-counter', 'data-counter': kv[0] }, [
-				E('td', { 'class': 'td' }, kv[0]),
+				E('td', { 'class': 'td' }, [ txt(kv[0]) ]),
 				E('td', { 'class': 'td' }, logic.fmtCount(kv[1]))
 			]);
 		});
 		var io = st.io || {};
 		var iorows = Object.keys(io).map(function(k) {
 			return E('tr', { 'class': 'tr mpconv-io', 'data-counter': k }, [
-				E('td', { 'class': 'td' }, k),
+				E('td', { 'class': 'td' }, [ txt(k) ]),
 				E('td', { 'class': 'td' }, logic.fmtCount(io[k]))
 			]);
 		});
