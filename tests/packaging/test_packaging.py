@@ -1,0 +1,343 @@
+"""Packaging checks that need no root: the .ipk's layout, modes and control data, the
+shipped configuration against the daemon's own loader, the uci-defaults script and the
+rpcd plugin's JSON (with stand-ins for the mpconv binary).
+
+Run by tests/packaging/run (which builds the .ipk first and passes it in MPCONV_IPK), or
+alone: MPCONV_IPK=target/ipk/mpconv_….ipk python3 -m unittest tests/packaging/test_packaging.py
+Env: MPCONV_IPK (the package to check; its tests are skipped without it),
+     MPCONV_DEBUG_BIN (the daemon for `check`, default target/debug/mpconv).
+"""
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+import unittest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FILES = os.path.join(ROOT, "openwrt", "mpconv", "files")
+CONFIG = os.path.join(FILES, "mpconv.config")
+RPCD = os.path.join(FILES, "mpconv.rpcd")
+UCI_DEFAULTS = os.path.join(FILES, "mpconv.uci-defaults")
+DEBUG_BIN = os.environ.get("MPCONV_DEBUG_BIN", os.path.join(ROOT, "target", "debug", "mpconv"))
+
+
+def cargo_version():
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        return re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M).group(1)
+
+
+def json_object(text, what):
+    """Parse `text` as exactly one JSON object (what rpcd requires), or fail."""
+    try:
+        v = json.loads(text)
+    except ValueError as e:
+        raise AssertionError("%s: not JSON (%s): %r" % (what, e, text))
+    if not isinstance(v, dict):
+        raise AssertionError("%s: top level is not an object: %r" % (what, text))
+    return v
+
+
+# The data files of the package: path -> (mode, source file in the tree or None).
+EXPECTED_DATA = {
+    "usr/sbin/mpconv": (0o755, None),
+    "etc/config/mpconv": (0o600, "mpconv.config"),
+    "etc/init.d/mpconv": (0o755, "mpconv.init"),
+    "etc/uci-defaults/90-mpconv": (0o755, "mpconv.uci-defaults"),
+    "etc/hotplug.d/iface/95-mpconv": (0o644, "mpconv.hotplug"),
+    "usr/libexec/rpcd/mpconv": (0o755, "mpconv.rpcd"),
+}
+EXPECTED_CONTROL = {"control": 0o644, "conffiles": 0o644, "postinst": 0o755, "prerm": 0o755}
+
+
+def norm(name):
+    return name[2:] if name.startswith("./") else name
+
+
+@unittest.skipUnless(os.environ.get("MPCONV_IPK"), "MPCONV_IPK not set (tests/packaging/run sets it)")
+class Ipk(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.path = os.environ["MPCONV_IPK"]
+        with open(cls.path, "rb") as f:
+            cls.raw = f.read()
+        outer = tarfile.open(fileobj=io.BytesIO(cls.raw), mode="r:gz")
+        cls.outer_members = outer.getmembers()
+        cls.members = {m.name: outer.extractfile(m).read() for m in cls.outer_members}
+        cls.data = tarfile.open(fileobj=io.BytesIO(cls.members["./data.tar.gz"]), mode="r:gz")
+        cls.control = tarfile.open(fileobj=io.BytesIO(cls.members["./control.tar.gz"]), mode="r:gz")
+
+    def test_outer(self):
+        self.assertEqual([m.name for m in self.outer_members],
+                         ["./debian-binary", "./data.tar.gz", "./control.tar.gz"])
+        self.assertEqual(self.members["./debian-binary"], b"2.0\n")
+        for m in self.outer_members:
+            self.assertTrue(m.isfile(), m.name)
+            self.assertEqual((m.uid, m.gid), (0, 0), m.name)
+        # gzip, and the mtime in the gzip header is zero (gzip -n: reproducible)
+        self.assertEqual(self.raw[:2], b"\x1f\x8b")
+        self.assertEqual(self.raw[4:8], b"\0\0\0\0")
+
+    def check_tree(self, tar, files):
+        names = {}
+        for m in tar.getmembers():
+            self.assertEqual((m.uid, m.gid, m.uname, m.gname), (0, 0, "", ""),
+                             "%s: not root-owned numerically" % m.name)
+            self.assertTrue(m.name == "." or m.name.startswith("./"), m.name)
+            names[norm(m.name)] = m
+        got_files = {n for n, m in names.items() if m.isfile()}
+        self.assertEqual(got_files, set(files), "files in the archive")
+        for n, m in names.items():
+            self.assertFalse(m.issym() or m.islnk(), n)
+            if m.isdir():
+                self.assertEqual(stat.S_IMODE(m.mode), 0o755, "directory %s" % n)
+        return names
+
+    def test_data_tree(self):
+        names = self.check_tree(self.data, EXPECTED_DATA)
+        for path, (mode, src) in EXPECTED_DATA.items():
+            m = names[path]
+            self.assertEqual(stat.S_IMODE(m.mode), mode, "mode of %s: %o" % (path, m.mode))
+            if src:
+                with open(os.path.join(FILES, src), "rb") as f:
+                    self.assertEqual(self.data.extractfile(m).read(), f.read(),
+                                     "%s differs from openwrt/mpconv/files/%s" % (path, src))
+        # every parent directory is in the archive (opkg creates them with these modes)
+        for path in EXPECTED_DATA:
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                self.assertIn("/".join(parts[:i]), names)
+
+    def test_control(self):
+        names = self.check_tree(self.control, EXPECTED_CONTROL)
+        for n, mode in EXPECTED_CONTROL.items():
+            self.assertEqual(stat.S_IMODE(names[n].mode), mode, n)
+        text = self.control.extractfile(names["control"]).read().decode()
+        fields = {}
+        for line in text.splitlines():
+            if line.startswith(" "):
+                continue
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+        for k in ["Package", "Version", "Depends", "Architecture", "Maintainer", "Section",
+                  "Description", "Installed-Size"]:
+            self.assertTrue(fields.get(k), "control field %s missing or empty: %r" % (k, text))
+        self.assertEqual(fields["Package"], "mpconv")
+        self.assertRegex(fields["Version"], r"^%s-r\d+$" % re.escape(cargo_version()))
+        deps = [d.strip() for d in fields["Depends"].split(",")]
+        for d in ["kmod-nft-queue", "kmod-nfnetlink-queue", "ip-full", "nftables"]:
+            self.assertIn(d, deps)
+        size = sum(m.size for m in self.data.getmembers() if m.isfile())
+        self.assertEqual(int(fields["Installed-Size"]), size)
+        self.assertIn("_%s.ipk" % fields["Architecture"], os.path.basename(self.path))
+        self.assertIn("_%s_" % fields["Version"], os.path.basename(self.path))
+        conffiles = self.control.extractfile(names["conffiles"]).read().decode().split()
+        self.assertEqual(conffiles, ["/etc/config/mpconv"])
+        for script in ["postinst", "prerm"]:
+            body = self.control.extractfile(names[script]).read().decode()
+            self.assertTrue(body.startswith("#!/bin/sh\n"), script)
+            self.assertIn("IPKG_INSTROOT", body, script)
+
+    def extract_data(self, into):
+        self.data.extractall(into, filter="data") if hasattr(tarfile, "data_filter") \
+            else self.data.extractall(into)
+
+    def test_binary_version(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.extract_data(d)
+            binary = os.path.join(d, "usr", "sbin", "mpconv")
+            for arg in ["--version", "version"]:
+                out = subprocess.run([binary, arg], capture_output=True, text=True, timeout=10)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(out.stdout.strip(), "mpconv %s" % cargo_version())
+            # the shipped config as installed passes the packaged binary's check
+            out = subprocess.run([binary, "check", "-c", os.path.join(d, "etc/config/mpconv")],
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+    def test_binary_size(self):
+        m = self.data.getmember("./usr/sbin/mpconv")
+        self.assertLessEqual(m.size, 1500000, "stripped binary larger than 1.5 MB")
+
+
+class Config(unittest.TestCase):
+    def check(self, path):
+        return subprocess.run([DEBUG_BIN, "check", "-c", path], capture_output=True, text=True,
+                              timeout=10)
+
+    def test_shipped_config_is_valid_and_disabled(self):
+        out = self.check(CONFIG)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("valid", out.stdout)
+        self.assertIn("enabled: no", out.stdout)
+        self.assertIn("lan: br-lan", out.stdout)
+        self.assertEqual(out.stderr, "", "warnings for the shipped file")
+
+    def test_shipped_examples_are_valid_when_enabled(self):
+        """Uncommenting the example uplinks and enabling gives a valid configuration."""
+        with open(CONFIG) as f:
+            text = f.read()
+        text = text.replace("option enabled '0'", "option enabled '1'")
+        text = re.sub(r"^#(config uplink )", r"\1", text, flags=re.M)
+        text = re.sub(r"^#(\toption )", r"\1", text, flags=re.M)
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(text)
+        try:
+            out = self.check(f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("enabled: yes", out.stdout)
+        self.assertIn("uplink wan: device eth1 gateway 192.168.100.1", out.stdout)
+        self.assertIn("uplink wwan0: device wwan0", out.stdout)
+
+    def test_every_commented_option_is_known(self):
+        """Each `#option NAME` in the main section is a valid option with a valid value."""
+        with open(CONFIG) as f:
+            text = f.read()
+        main = text.split("\n# One 'config uplink' section")[0]
+        opts = re.findall(r"^\t#(option \w+ '[^']*')$", main, flags=re.M)
+        self.assertGreaterEqual(len(opts), 8, opts)
+        text = main + "\n"
+        for o in opts:
+            text = text.replace("\t#" + o + "\n", "\t" + o + "\n")
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(text)
+        try:
+            out = self.check(f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+    def test_uci_defaults(self):
+        with tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "mpconv")
+            env = dict(os.environ, MPCONV_CONF=conf)
+            r = subprocess.run(["sh", UCI_DEFAULTS], env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = self.check(conf)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn("enabled: no", out.stdout)
+            # idempotent, and an existing file is never touched
+            with open(conf, "w") as f:
+                f.write("# mine\n")
+            r = subprocess.run(["sh", UCI_DEFAULTS], env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(conf) as f:
+                self.assertEqual(f.read(), "# mine\n")
+
+
+SAMPLE_STATUS = {
+    "mode": "implicit",
+    "uplinks": [
+        {"name": "dsl", "device": "eth1", "addr4": "100.64.1.2", "addr6": None, "subflows": 2},
+        {"name": "lte", "device": "wwan0", "addr4": "100.64.2.2", "addr6": None, "subflows": 1},
+    ],
+    "connections": [{"client": "10.10.0.2:40000", "server": "203.0.113.10:80",
+                     "state": "established", "subflows": []}],
+    "counters": {"MPCapableSYNTX": 1},
+    "io": {"rx": 10, "tx": 12},
+}
+
+
+class Rpcd(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.log = os.path.join(self.dir, "argv")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def stub(self, body):
+        """A fake `mpconv` on PATH that records its arguments and runs `body` (sh)."""
+        path = os.path.join(self.dir, "mpconv")
+        with open(path, "w") as f:
+            f.write('#!/bin/sh\nprintf "%%s\\n" "$*" >> "%s"\n%s\n' % (self.log, body))
+        os.chmod(path, 0o755)
+
+    def plugin(self, *args, stdin="", env=None):
+        e = dict(os.environ, PATH=self.dir + os.pathsep + os.environ.get("PATH", ""))
+        e.pop("MPCONV", None)
+        e.pop("MPCONV_SOCKET", None)
+        e.update(env or {})
+        r = subprocess.run(["sh", RPCD] + list(args), input=stdin, env=e, capture_output=True,
+                           text=True, timeout=20)
+        return r
+
+    def argv_log(self):
+        with open(self.log) as f:
+            return f.read().splitlines()
+
+    def test_list(self):
+        r = self.plugin("list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json_object(r.stdout, "list"),
+                         {"status": {}, "handover": {"uplink": "str"}})
+
+    def test_status_running(self):
+        with open(os.path.join(self.dir, "status.json"), "w") as f:
+            json.dump(SAMPLE_STATUS, f, separators=(",", ":"))
+        self.stub('cat "%s"' % os.path.join(self.dir, "status.json"))
+        r = self.plugin("call", "status", stdin="{}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        v = json_object(r.stdout, "call status")
+        self.assertIs(v.pop("running"), True)
+        self.assertEqual(v, SAMPLE_STATUS)
+        self.assertEqual(self.argv_log(), ["status --json -s /var/run/mpconv.sock"])
+        # validate with the tool named in the brief too
+        j = subprocess.run(["python3", "-m", "json.tool"], input=r.stdout, capture_output=True,
+                           text=True)
+        self.assertEqual(j.returncode, 0, j.stderr)
+
+    def test_status_socket_env(self):
+        self.stub("echo '{\"mode\":\"implicit\",\"uplinks\":[]}'")
+        r = self.plugin("call", "status", env={"MPCONV_SOCKET": "/tmp/x y.sock"})
+        v = json_object(r.stdout, "call status")
+        self.assertTrue(v["running"])
+        self.assertEqual(self.argv_log(), ["status --json -s /tmp/x y.sock"])
+
+    def test_status_daemon_down(self):
+        self.stub('echo \'mpconv: cannot reach mpconv at /var/run/mpconv.sock: "No such\' >&2\n'
+                  'printf \'file\\tor\\\\directory\\n\' >&2\nexit 1')
+        r = self.plugin("call", "status", stdin="{}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        v = json_object(r.stdout, "call status (daemon down)")
+        self.assertIs(v["running"], False)
+        self.assertIsInstance(v["error"], str)
+        self.assertIn("cannot reach", v["error"])
+        self.assertIn('"No such', v["error"])
+        self.assertIn("\\directory", v["error"])
+
+    def test_status_garbage_reply(self):
+        self.stub("echo 'not json'")
+        v = json_object(self.plugin("call", "status").stdout, "call status (garbage)")
+        self.assertIs(v["running"], False)
+        self.assertIsInstance(v["error"], str)
+
+    def test_status_silent_failure(self):
+        self.stub("exit 3")
+        v = json_object(self.plugin("call", "status").stdout, "call status (silent)")
+        self.assertIs(v["running"], False)
+        self.assertIn("3", v["error"])
+
+    def test_status_no_binary(self):
+        r = self.plugin("call", "status", env={"MPCONV": os.path.join(self.dir, "nope")})
+        v = json_object(r.stdout, "call status (no binary)")
+        self.assertIs(v["running"], False)
+
+    def test_handover(self):
+        r = self.plugin("call", "handover", stdin='{"uplink":"dsl"}')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json_object(r.stdout, "call handover"), {"error": "not supported yet"})
+
+    def test_unknown_method(self):
+        v = json_object(self.plugin("call", "bogus'\"").stdout, "call bogus")
+        self.assertIn("error", v)
+
+
+if __name__ == "__main__":
+    unittest.main()
