@@ -16,6 +16,8 @@ pub const MAX_SUBFLOWS: usize = 8;
 /// where the server's scheduler switched subflows, so a large window in flight over several
 /// subflows needs many. The table grows on demand (rarely: capacity is kept) up to this bound.
 pub const RECV_ENTRIES: usize = 4096;
+/// Entries looked at when computing a subflow's SACK blocks.
+pub const SACK_SCAN: usize = 64;
 /// Initial capacity of a subflow's RECV table.
 const RECV_INITIAL: usize = 16;
 /// Server mappings remembered per subflow.
@@ -98,6 +100,18 @@ impl RecvTable {
             ssn = acked;
             dsn += skip as u64;
             len -= skip;
+        }
+        if len == 0 {
+            return true;
+        }
+        // In-order arrival, the common case: append after the last entry.
+        if self
+            .e
+            .last()
+            .is_none_or(|l| seq_le(l.ssn.wrapping_add(l.len), ssn))
+        {
+            let i = self.e.len();
+            return self.put(i, RecvEntry { ssn, dsn, len });
         }
         while len > 0 {
             // The first entry that ends after ssn.
@@ -200,9 +214,23 @@ impl RecvTable {
     /// The SSN ranges of this subflow that the LAN host holds although the subflow's cumulative
     /// ACK cannot cover them yet: entries (or parts) whose DSN range is below `dack` or inside
     /// one of the host's SACK blocks `dsacks` (data-level). Written to `out`, returns the count.
-    pub fn sack_blocks(&self, dack: u64, dsacks: &[(u64, u64)], out: &mut [(u32, u32)]) -> usize {
+    /// Only the first [`SACK_SCAN`] entries are looked at (SACK blocks are hints, and the
+    /// table can be long); when the host reported no SACK blocks and the table starts at the
+    /// subflow's ACK `acked`, nothing below `dack` can be left and the scan is skipped.
+    pub fn sack_blocks(
+        &self,
+        acked: u32,
+        dack: u64,
+        dsacks: &[(u64, u64)],
+        out: &mut [(u32, u32)],
+    ) -> usize {
         let mut n = 0;
-        for e in self.entries() {
+        match self.e.first() {
+            None => return 0,
+            Some(f) if dsacks.is_empty() && f.ssn == acked && f.dsn >= dack => return 0,
+            _ => {}
+        }
+        for e in self.e.iter().take(SACK_SCAN) {
             let (s, t) = (e.dsn, e.dsn + e.len as u64);
             let mut emit = |lo: u64, hi: u64, n: &mut usize| {
                 if lo >= hi {
@@ -465,7 +493,7 @@ mod tests {
         assert_eq!(t.advance(1000, 5150, &[]), 1150);
         assert_eq!(t.advance(1150, 5400, &[]), 1200);
         let mut out = [(0, 0); 4];
-        let n = t.sack_blocks(5400, &[], &mut out);
+        let n = t.sack_blocks(1200, 5400, &[], &mut out);
         assert_eq!(&out[..n], &[(1300, 1400)]);
     }
 
@@ -522,7 +550,7 @@ mod tests {
         assert!(t.insert(0, 100, 300, 100));
         // Host acked below 50 (nothing of ours), SACKs 300..400.
         let mut out = [(0, 0); 4];
-        let n = t.sack_blocks(50, &[(300, 400)], &mut out);
+        let n = t.sack_blocks(0, 50, &[(300, 400)], &mut out);
         assert_eq!(&out[..n], &[(100, 200)]);
         assert_eq!(t.advance(0, 50, &[(300, 400)]), 0);
         // The host SACKs 100..200 too: the subflow's first range is held, its ACK advances

@@ -276,7 +276,7 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         }
         if conn.sack {
             let mut blocks = [(0u32, 0u32); 4];
-            let n = sub.recv.sack_blocks(dack, dsacks, &mut blocks);
+            let n = sub.recv.sack_blocks(sub.rcv_ack, dack, dsacks, &mut blocks);
             w.sack(&blocks[..n]);
         }
         let flags = p.flags;
@@ -303,7 +303,7 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         }
         let mut blocks = [(0u32, 0u32); 4];
         let n = if conn.sack {
-            sub.recv.sack_blocks(dack, dsacks, &mut blocks)
+            sub.recv.sack_blocks(sub.rcv_ack, dack, dsacks, &mut blocks)
         } else {
             0
         };
