@@ -316,8 +316,11 @@ def test_status_json(bed, conc):
 
 
 def test_secret(bed, dest):
-    c = Concentrator(bed, name="conc2", port=CPORT + 1, allow=["100.64.1.0/24"], secret=SECRET)
+    c = Concentrator(bed, name="conc2", port=CPORT + 1, allow=["100.64.1.0/24"], secret=SECRET,
+                     endpoint=["172.16.2.2"])
     try:
+        eps = bed.exec("srv", "ip mptcp endpoint show").stdout
+        assert "172.16.2.2" in eps and "signal" in eps, eps
         r = client(bed, secret="wrong secret, wrong secret", cport=CPORT + 1)
         assert r.get("error_code") == 32, r   # Not Authorized (invalid cookie)
         r = client(bed, cport=CPORT + 1)
@@ -331,6 +334,9 @@ def test_secret(bed, dest):
         rc = c.stop()
     assert rc == 0
     assert not os.path.exists(c.socket)
+    assert "172.16.2.2" not in bed.exec("srv", "ip mptcp endpoint show").stdout
+    log = c.proc.stderr_text()
+    assert "rejected (bad_cookie)" in log and "rejected (missing_cookie)" in log, log
 
 
 def test_refuses_to_start_without_allow(bed):
