@@ -79,6 +79,7 @@ impl Default for RecvTable {
 use crate::wire::seq::{seq_gt, seq_le, seq_lt};
 
 impl RecvTable {
+    #[cfg(test)]
     pub fn entries(&self) -> &[RecvEntry] {
         &self.e
     }
