@@ -96,6 +96,7 @@ function start(backend) {
       });
       return;
     }
+    if (url.pathname === '/favicon.ico') { res.writeHead(204); res.end(); return; }
     if (url.pathname === '/' || url.pathname === '/index.html') return serveFile(res, path.join(HERE, 'standin'), 'index.html');
     if (url.pathname.startsWith('/standin/')) return serveFile(res, path.join(HERE, 'standin'), url.pathname.slice(9));
     if (url.pathname.startsWith('/luci-static/resources/')) return serveFile(res, RESOURCES, url.pathname.slice(23));

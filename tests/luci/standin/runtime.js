@@ -316,7 +316,10 @@ function createRuntime(opts) {
 			return function(ev) {
 				var btn = ev && ev.currentTarget;
 				if (btn) { btn.classList.add('spinning'); btn.disabled = true; }
-				return Promise.resolve(fn.apply(ctx, args.concat([ ev ]))).finally(function() {
+				return Promise.resolve(fn.apply(ctx, args.concat([ ev ]))).catch(function(e) {
+					/* errors already shown to the user (refused save) end here; others propagate */
+					if (!(e && e.shownToUser)) throw e;
+				}).finally(function() {
 					if (btn) { btn.classList.remove('spinning'); btn.disabled = false; }
 				});
 			};
@@ -417,8 +420,10 @@ function createRuntime(opts) {
 			return this.parse().then(cb).then(function() { return uci.save(); }).then(function() {
 				if (doc) self.renderContents();
 			}).catch(function(e) {
-				if (!silent)
+				if (!silent) {
 					ui.addNotification(_('Save error'), E('p', [ _('One or more invalid/required values: '), E('em', { 'style': 'white-space:pre-wrap' }, [ doc ? doc.createTextNode(e.message) : '' ]) ]), 'danger');
+					e.shownToUser = true;
+				}
 				throw e;
 			});
 		},
@@ -536,7 +541,7 @@ function createRuntime(opts) {
 				}
 				node.appendChild(body);
 			});
-			node.appendChild(this.renderAddRow());
+			appendChildren(node, this.renderAddRow());
 			return node;
 		}
 	});
