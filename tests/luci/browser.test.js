@@ -45,8 +45,10 @@ test.after(async () => {
   if (profile) fs.rmSync(profile, { recursive: true, force: true });
 });
 
-async function openView(view, extra = '') {
+async function openView(view, extra = '', clock = false) {
   const page = await ctx.newPage();
+  // A fake clock makes the status samples 3 s apart however fast the test polls.
+  if (clock) await page.clock.install({ time: new Date('2025-06-01T12:00:00Z') });
   page.setDefaultTimeout(8000);
   page.on('pageerror', (e) => pageErrors.push(view + ': ' + e.message));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(view + ': console: ' + m.text()); });
@@ -214,18 +216,20 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
   backend.state.seriesIndex = 0;
   backend.state.calls.length = 0;
   const series = backend.state.series;
-  const page = await openView('mpconv/status', '&poll=manual');
+  const page = await openView('mpconv/status', '&poll=manual', true);
 
   const intervals = await page.evaluate(() => window.__standin.poll.intervals());
   assert.equal(intervals.length, 1);
   assert.ok(intervals[0] >= 2 && intervals[0] <= 5, 'poll interval ' + intervals[0]);
   assert.match(await page.textContent('#mpconv-daemon'), /mpconv is running.*implicit mode, 2 uplinks, 3 converted connections/s);
 
-  for (let i = 0; i < 5; i++) {
+  const POLLS = 7;   // samples 1..7 of the recording, all during the transfer
+  for (let i = 0; i < POLLS; i++) {
+    await page.clock.fastForward(intervals[0] * 1000);
     await page.evaluate(() => window.__standin.poll.runAll());
   }
-  const shown = series[5];
-  assert.equal(callsOf('mpconv', 'status').length, 6, 'load + 5 polls');
+  const shown = series[POLLS];
+  assert.equal(callsOf('mpconv', 'status').length, POLLS + 1, 'load + polls');
 
   const rows = page.locator('tr.mpconv-uplink');
   assert.equal(await rows.count(), shown.uplinks.length);
@@ -238,12 +242,14 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
     assert.equal((await row.locator('.mpconv-state').textContent()).trim(), u.subflows > 0 ? 'active' : 'idle');
     const chart = row.locator('svg.mpconv-chart');
     assert.equal(await chart.getAttribute('data-kind'), 'subflows', 'no per-uplink bytes yet: subflow graph');
-    assert.equal(await chart.getAttribute('data-points'), '6');
+    assert.equal(await chart.getAttribute('data-points'), String(POLLS + 1));
     assert.ok((await chart.locator('path.mpconv-line').getAttribute('d')).startsWith('M'));
   }
   const io = page.locator('#mpconv-io-chart svg');
-  assert.equal(await io.getAttribute('data-points'), '5');
-  assert.match(await io.textContent(), /pkt\/s/);
+  assert.equal(await io.getAttribute('data-points'), String(POLLS));
+  // newest rate = difference of io.sent between the last two samples / 3 s
+  const rate = (series[POLLS].io.sent - series[POLLS - 1].io.sent) / intervals[0];
+  assert.match(await io.locator('text').last().textContent(), new RegExp('^' + (rate / 1000).toFixed(1).replace('.', '\\.') + ' k pkt/s$'));
 
   const conns = page.locator('tr.mpconv-conn');
   assert.equal(await conns.count(), shown.connections.length);

@@ -800,7 +800,7 @@ function createRuntime(opts) {
 		makeWidget: function(sid) {
 			var self = this, v = toArray(this.formvalue(sid));
 			var devs = Object.keys(this.devices || {}).filter(function(d) {
-				return !(self.noaliases && d.charAt(0) === '@');
+				return d !== 'lo' && !(self.noaliases && d.charAt(0) === '@');
 			}).sort();
 			v.forEach(function(d) { if (devs.indexOf(d) < 0) devs.push(d); });
 			var id = 'widget.cbid.' + this.map.config + '.' + sid + '.' + this.option;

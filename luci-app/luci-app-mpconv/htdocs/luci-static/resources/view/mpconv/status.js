@@ -46,7 +46,8 @@ function seriesLabel(kind, v) {
 
 /* Inline SVG chart of one series of the history. */
 function renderChart(points, kind, title) {
-	var p = logic.chartPaths(points, CHART_W, CHART_H, POLL_INTERVAL * 1000 * (HISTORY_POINTS - 1));
+	/* The time axis spans the history so far (at most HISTORY_POINTS samples). */
+	var p = logic.chartPaths(points, CHART_W, CHART_H);
 	var el = svg('svg', {
 		'class': 'mpconv-chart',
 		'width': CHART_W, 'height': CHART_H + 14,
