@@ -188,7 +188,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ConcentratorConfig, ConfigError>
 }
 
 /// Items of a list option (an `option` with spaces counts as a list, as `lan` does).
-fn items<'a>(sec: &Sec<'a>, key: &str) -> Vec<(&'a str, usize)> {
+pub(super) fn items<'a>(sec: &Sec<'a>, key: &str) -> Vec<(&'a str, usize)> {
     match sec.sec.options.iter().find(|o| o.name == key) {
         None => Vec::new(),
         Some(o) => match &o.value {
@@ -198,7 +198,7 @@ fn items<'a>(sec: &Sec<'a>, key: &str) -> Vec<(&'a str, usize)> {
     }
 }
 
-fn prefixes(sec: &Sec<'_>, key: &str) -> Result<Vec<Prefix>, ConfigError> {
+pub(super) fn prefixes(sec: &Sec<'_>, key: &str) -> Result<Vec<Prefix>, ConfigError> {
     let mut out: Vec<Prefix> = Vec::new();
     for (v, line) in items(sec, key) {
         let p = Prefix::parse(v)

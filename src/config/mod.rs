@@ -22,14 +22,9 @@ use uci::{Section, Value};
 
 /// Options accepted and ignored because later versions will use them: `(section type, option)`.
 ///
-/// - `mpconv`: `concentrator`, `secret` (explicit mode, RFC 8803), `scheduler` (subflow
-///   scheduler choice);
 /// - `uplink`: `interface` (netifd interface to follow), `backup` (RFC 8684 backup flag),
 ///   `weight` (scheduler weight), `probe` (liveness probing).
 pub const RESERVED: &[(&str, &str)] = &[
-    ("mpconv", "concentrator"),
-    ("mpconv", "secret"),
-    ("mpconv", "scheduler"),
     ("uplink", "interface"),
     ("uplink", "backup"),
     ("uplink", "weight"),
@@ -54,6 +49,11 @@ const MPCONV_KEYS: &[&str] = &[
     "mark",
     "table",
     "log_level",
+    "concentrator",
+    "secret",
+    "scheduler",
+    "exclude",
+    "exclude_port",
 ];
 
 /// Options of `config uplink`, as listed in messages.
@@ -63,8 +63,18 @@ const UPLINK_KEYS: &[&str] = &["device", "gateway", "gateway6", "mtu", "disabled
 pub enum Mode {
     /// On-path: talk MPTCP straight to servers that speak it, fall back to TCP otherwise.
     Implicit,
-    /// Off-path: every connection goes to a concentrator (RFC 8803). Not implemented yet.
+    /// Off-path: every connection goes to a concentrator (RFC 8803).
     Explicit,
+}
+
+/// Which subflows carry the LAN hosts' data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheduler {
+    /// One active subflow (seed paper 001): the initial one.
+    Single,
+    /// All established subflows, by their measured delivery rate (explicit mode only: the
+    /// concentrator reorders at the data level).
+    Weighted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +134,20 @@ pub struct Config {
     pub table: u32,
     /// `option log_level`: error | warn | info | debug | trace (default info).
     pub log_level: log::LevelFilter,
+    /// `option concentrator 'ADDR[:PORT]'` (port 5124 by default; IPv6 as `[ADDR]:PORT`):
+    /// required in explicit mode.
+    pub concentrator: Option<std::net::SocketAddr>,
+    /// `option secret`: shared with the concentrator (at least 16 characters), proves the
+    /// router to it in the Convert message's Cookie TLV.
+    pub secret: Option<String>,
+    /// `option scheduler`: single | weighted (default weighted in explicit mode, single in
+    /// implicit mode, where only single is allowed).
+    pub scheduler: Scheduler,
+    /// `list exclude`: destination prefixes never converted (explicit mode adds the
+    /// concentrator and private, loopback and link-local prefixes itself).
+    pub exclude: Vec<concentrator::Prefix>,
+    /// `list exclude_port`: destination ports never converted.
+    pub exclude_port: Vec<u16>,
     /// `config uplink` sections in file order (at least one when enabled, at most
     /// [`MAX_UPLINKS`]; the first carries the initial subflow). Sections with `option disabled
     /// '1'` are validated (but need no `device`) and left out.
@@ -412,16 +436,59 @@ impl Sec<'_> {
                 lan.push(dev.to_string());
             }
         }
+        let mode = self
+            .get("mode", |v| match v {
+                "implicit" => Ok(Mode::Implicit),
+                "explicit" => Ok(Mode::Explicit),
+                _ => Err("is not a mode (implicit or explicit)".into()),
+            })?
+            .unwrap_or(Mode::Implicit);
+        let concentrator = self.get("concentrator", host_port)?;
+        if mode == Mode::Explicit
+            && concentrator.is_none()
+            && self.get("enabled", boolean)? != Some(false)
+        {
+            return Err(self.opt_err(
+                self.line_of("mode"),
+                "concentrator",
+                "is required in explicit mode (e.g. option concentrator '192.0.2.10:5124')".into(),
+            ));
+        }
+        let secret = self.get("secret", |v| {
+            if v.chars().count() < 16 {
+                Err("is too short: a secret has at least 16 characters".to_string())
+            } else {
+                Ok(v.to_string())
+            }
+        })?;
+        let scheduler = self
+            .get("scheduler", |v| match v {
+                "single" => Ok(Scheduler::Single),
+                "weighted" => Ok(Scheduler::Weighted),
+                _ => Err("is not a scheduler (single or weighted)".into()),
+            })?
+            .unwrap_or(if mode == Mode::Explicit {
+                Scheduler::Weighted
+            } else {
+                Scheduler::Single
+            });
+        if mode == Mode::Implicit && scheduler == Scheduler::Weighted {
+            return Err(self.opt_err(
+                self.line_of("scheduler"),
+                "scheduler",
+                "'weighted' needs explicit mode: a server without a concentrator would see data out of order on its subflows only if it reorders at the data level, which mpconv cannot rely on; use 'single'".into(),
+            ));
+        }
+        let mut exclude_port = Vec::new();
+        for (v, line) in concentrator::items(self, "exclude_port") {
+            let p = number(v, 1, 65535)
+                .map_err(|w| self.opt_err(line, "exclude_port", format!("{} {w}", quoted(v))))?;
+            exclude_port.push(p as u16);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             enabled: self.get("enabled", boolean)?.unwrap_or(true),
-            mode: self
-                .get("mode", |v| match v {
-                    "implicit" => Ok(Mode::Implicit),
-                    "explicit" => Ok(Mode::Explicit),
-                    _ => Err("is not a mode (implicit or explicit)".into()),
-                })?
-                .unwrap_or(Mode::Implicit),
+            mode,
             lan,
             queue: self
                 .get("queue", |v| number(v, 0, 65535))?
@@ -465,6 +532,11 @@ impl Sec<'_> {
                     _ => Err("is not a log level (error, warn, info, debug or trace)".into()),
                 })?
                 .unwrap_or(log::LevelFilter::Info),
+            concentrator,
+            secret,
+            scheduler,
+            exclude: concentrator::prefixes(self, "exclude")?,
+            exclude_port,
             uplinks: Vec::new(),
         })
     }
@@ -592,6 +664,27 @@ fn port_range(v: &str) -> Result<(u16, u16), String> {
 }
 
 /// Decimal or `0x` hex, nonzero, low 8 bits zero (uplink i uses mark + 1 + i).
+/// `ADDR[:PORT]` or `[V6ADDR]:PORT`; the port defaults to 5124 (RFC 8803's converter).
+fn host_port(v: &str) -> Result<std::net::SocketAddr, String> {
+    let what =
+        "is not ADDR[:PORT] (an IP address, e.g. '192.0.2.10:5124' or '[2001:db8::10]:5124')";
+    if let Ok(sa) = v.parse::<std::net::SocketAddr>() {
+        if sa.port() == 0 {
+            return Err(what.into());
+        }
+        return Ok(sa);
+    }
+    let ip: IpAddr = v
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| what.to_string())?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(what.into());
+    }
+    Ok(std::net::SocketAddr::new(ip, 5124))
+}
+
 fn mark(v: &str) -> Result<u32, String> {
     let what = "is not a mark: a nonzero 32-bit number, decimal or 0x hex, with the low 8 bits \
                 zero (e.g. 0x6d70000)";

@@ -106,8 +106,11 @@ fn every_key() {
                 \toption table '4294967000'\n\
                 \toption log_level 'trace'\n\
                 \toption concentrator '192.0.2.1'\n\
-                \toption secret 'x'\n\
-                \tlist scheduler 'rr'\n\
+                \toption secret 'sixteen-chars-ok'\n\
+                \toption scheduler 'single'\n\
+                \tlist exclude '198.51.100.0/24'\n\
+                \tlist exclude '2001:db8::/32'\n\
+                \tlist exclude_port '25'\n\
                 config uplink 'dsl'\n\
                 \toption device 'pppoe-wan'\n\
                 \toption gateway '192.0.2.254'\n\
@@ -136,6 +139,11 @@ fn every_key() {
     assert_eq!(c.mark, 0x100);
     assert_eq!(c.table, 4_294_967_000);
     assert_eq!(c.log_level, log::LevelFilter::Trace);
+    assert_eq!(c.concentrator, Some("192.0.2.1:5124".parse().unwrap()));
+    assert_eq!(c.secret.as_deref(), Some("sixteen-chars-ok"));
+    assert_eq!(c.scheduler, Scheduler::Single);
+    assert_eq!(c.exclude.len(), 2);
+    assert_eq!(c.exclude_port, vec![25]);
     assert_eq!(c.uplinks.len(), 2);
     let dsl = &c.uplinks[0];
     assert_eq!(dsl.name, "dsl");
@@ -143,10 +151,10 @@ fn every_key() {
     assert_eq!(dsl.gateway, Some("192.0.2.254".parse().unwrap()));
     assert_eq!(dsl.gateway6, Some("fe80::1".parse().unwrap()));
     assert_eq!(dsl.mtu, Some(1492));
-    assert_eq!(dsl.line, 20);
+    assert_eq!(dsl.line, 23);
     assert_eq!(c.uplinks[1].name, "lte");
     assert_eq!(c.uplinks[1].mtu, Some(576));
-    assert_eq!(c.uplinks[1].line, 29);
+    assert_eq!(c.uplinks[1].line, 32);
 }
 
 #[test]
@@ -731,4 +739,48 @@ fn fuzz_never_panics() {
     }
     // The mutations are not all fatal: some still parse.
     assert!(parsed > 100, "only {parsed} mutated files parsed");
+}
+
+#[test]
+fn explicit_mode_keys() {
+    let c = ok(&with_main(
+        "option mode explicit\n\toption concentrator '[2001:db8::10]:6000'",
+    ));
+    assert_eq!(c.concentrator, Some("[2001:db8::10]:6000".parse().unwrap()));
+    assert_eq!(
+        c.scheduler,
+        Scheduler::Weighted,
+        "explicit mode defaults to weighted"
+    );
+    let e = fails(&with_main("option mode explicit"));
+    assert!(
+        e.contains("option 'concentrator': is required in explicit mode"),
+        "{e}"
+    );
+    let e = fails(&with_main(
+        "option mode explicit\n\toption concentrator 'vps.example'",
+    ));
+    assert!(
+        e.contains("option 'concentrator': 'vps.example' is not ADDR[:PORT]"),
+        "{e}"
+    );
+    let e = fails(&with_main(
+        "option mode explicit\n\toption concentrator '192.0.2.1:5124'\n\toption secret 'short'",
+    ));
+    assert!(e.contains("option 'secret': 'short' is too short"), "{e}");
+    let e = fails(&with_main("option scheduler weighted"));
+    assert!(
+        e.contains("option 'scheduler': 'weighted' needs explicit mode"),
+        "{e}"
+    );
+    let e = fails(&with_main("list exclude_port '0'"));
+    assert!(
+        e.contains("option 'exclude_port': '0' is not a number in 1..=65535"),
+        "{e}"
+    );
+    let e = fails(&with_main("list exclude '10.0.0.1/8'"));
+    assert!(
+        e.contains("option 'exclude': '10.0.0.1/8' has host bits set"),
+        "{e}"
+    );
 }

@@ -118,6 +118,11 @@ pub(crate) mod tests {
             mark: 0x6d70000,
             table: 6170,
             log_level: log::LevelFilter::Info,
+            concentrator: None,
+            secret: None,
+            scheduler: crate::config::Scheduler::Single,
+            exclude: Vec::new(),
+            exclude_port: Vec::new(),
             uplinks: vec![
                 Uplink {
                     name: "dsl".into(),
