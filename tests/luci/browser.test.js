@@ -89,10 +89,10 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   await widget(page, 'main', 'mode').selectOption('explicit');
   await field(page, 'main', 'concentrator').waitFor({ state: 'visible' });
   assert.equal(await widget(page, 'main', 'secret').getAttribute('type'), 'password');
-  await expectError(page, 'main', 'concentrator', 'vpn.example.net', /HOST:PORT/);
-  await expectOk(page, 'main', 'concentrator', 'vpn.example.net:8443');
-  await expectError(page, 'main', 'secret', 'short', /at least 8/);
-  await expectOk(page, 'main', 'secret', 'long-enough-secret');
+  await expectError(page, 'main', 'concentrator', 'vpn.example.net:5124', /ADDR\[:PORT\]/);
+  await expectOk(page, 'main', 'concentrator', '192.0.2.10:5124');
+  await expectError(page, 'main', 'secret', 'short', /at least 16/);
+  await expectOk(page, 'main', 'secret', 'sixteen-chars-ok!');
   await widget(page, 'main', 'mode').selectOption('implicit');
   await field(page, 'main', 'concentrator').waitFor({ state: 'hidden' });
 
@@ -182,7 +182,7 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   assert.deepEqual(wan, { device: 'eth1', gateway: '192.168.100.1', mtu: '1492' });
   const lte = Object.assign({}, ...sets.filter((c) => c.args.section === 'lte').map((c) => c.args.values));
   assert.deepEqual(lte, { device: 'wwan0', gateway6: 'fe80::1' });
-  assert.ok(!sets.some((c) => 'concentrator' in c.args.values || 'secret' in c.args.values), 'inactive explicit-mode fields not written');
+  assert.ok(!sets.some((c) => ['concentrator', 'secret', 'scheduler', 'exclude', 'exclude_port'].some((k) => k in c.args.values)), 'inactive explicit-mode fields not written');
   assert.equal(callsOf('uci', 'apply').length, 1, 'uci apply');
   assert.equal(callsOf('uci', 'confirm').length, 1, 'uci confirm');
 

@@ -144,3 +144,12 @@ test('reserved options mirror the daemon', () => {
   assert.deepEqual(mine, pairs);
   assert.equal(L.MAX_UPLINKS, +/pub const MAX_UPLINKS: usize = (\d+);/.exec(src)[1]);
 });
+
+test('concentrator ADDR[:PORT] and exclude prefixes', () => {
+  for (const v of ['192.0.2.10', '192.0.2.10:5124', '[2001:db8::10]:5124', '2001:db8::10']) assert.equal(L.validConcentrator(v), true, v);
+  for (const v of ['vpn.example.net:5124', '192.0.2.10:0', '0.0.0.0', 'ff02::1', '2001:db8::10:5124x']) assert.equal(typeof L.validConcentrator(v), 'string', v);
+  for (const v of ['10.0.0.0/8', '10.0.0.1', '2001:db8::/32', '::/0', '2001:db8:8000::/33']) assert.equal(L.validPrefix(v), true, v);
+  for (const v of ['10.0.0.1/8', '10.0.0.0/33', '2001:db8::1/32', '::ffff:10.0.0.0/104', '2001:db8:4000::/33x']) assert.equal(typeof L.validPrefix(v), 'string', v);
+  assert.equal(L.validSecret('0123456789abcdef'), true);
+  assert.match(L.validSecret('0123456789abcde'), /16/);
+});

@@ -12,7 +12,7 @@
  */
 
 var RESERVED = {
-	mpconv: [ 'concentrator', 'secret', 'scheduler' ],
+	mpconv: [],
 	uplink: [ 'interface', 'backup', 'weight', 'probe' ]
 };
 
@@ -197,20 +197,64 @@ function validHostPort(v) {
 	return true;
 }
 
+/*
+ * The concentrator, as the daemon takes it: an IP address (no DNS names) with an
+ * optional port (default 5124): '192.0.2.10', '192.0.2.10:5124', '2001:db8::10',
+ * '[2001:db8::10]:5124'.
+ */
+function validConcentrator(v) {
+	var what = "Expecting ADDR[:PORT] with an IP address, e.g. 192.0.2.10:5124 or [2001:db8::10]:5124 (port 5124 if left out)";
+	v = String(v);
+	var m = /^(?:([0-9.]+)|\[([0-9a-fA-F:.]+)\]):([0-9]+)$/.exec(v);
+	if (m) {
+		if (number(m[3], 1, 65535) === null)
+			return what;
+		return (m[1] ? parseIPv4(m[1]) : parseIPv6(m[2])) ? true : what;
+	}
+	var bare = v.replace(/^\[/, '').replace(/\]$/, '');
+	var a4 = parseIPv4(bare), a6 = a4 ? null : parseIPv6(bare);
+	if (a4)
+		return (a4.every(function(x) { return x === 0; }) || (a4[0] >= 224 && a4[0] <= 239)) ? what : true;
+	if (a6)
+		return (a6.every(function(x) { return x === 0; }) || (a6[0] >> 8) === 0xff) ? what : true;
+	return what;
+}
+
+/* ADDR/LEN without host bits (a bare address is a host prefix); no IPv4-mapped IPv6. */
+function validPrefix(v) {
+	var what = 'Expecting a prefix ADDR/LEN, e.g. 192.0.2.0/24 or 2001:db8::/32';
+	var parts = String(v).split('/');
+	if (parts.length > 2)
+		return what;
+	var a4 = parseIPv4(parts[0]), a6 = a4 ? null : parseIPv6(parts[0]);
+	if (!a4 && !a6)
+		return what;
+	var max = a4 ? 32 : 128;
+	var len = parts.length === 2 ? number(parts[1], 0, max) : max;
+	if (len === null)
+		return what;
+	if (a6 && a6.slice(0, 5).every(function(x) { return x === 0; }) && a6[5] === 0xffff)
+		return 'Expecting the IPv4 prefix instead of an IPv4-mapped address';
+	/* host bits: every bit at position >= len must be zero */
+	var groups = a4 || a6, width = a4 ? 8 : 16;
+	for (var i = 0; i < groups.length; i++) {
+		var keep = Math.max(0, Math.min(width, len - i * width));
+		var mask = keep === width ? 0 : ((1 << (width - keep)) - 1);
+		if (groups[i] & mask)
+			return 'The address has host bits set for /' + len;
+	}
+	return true;
+}
+
 /* UCI section names the daemon accepts for uplinks. */
 function validSectionName(v) {
 	return /^[A-Za-z0-9_]+$/.test(String(v)) ? true
 		: 'Expecting a name of letters, digits and _';
 }
 
-/* Reserved for explicit mode (the daemon ignores it for now); UI-side rule only. */
+/* Shared with the concentrator: at least 16 characters (code points). */
 function validSecret(v) {
-	v = String(v);
-	if (v.length < 8)
-		return 'Expecting at least 8 characters';
-	if (/[\s\x00-\x1f\x7f']/.test(v))
-		return 'Expecting no spaces, quotes or control characters';
-	return true;
+	return Array.from(String(v)).length >= 16 ? true : 'Expecting at least 16 characters';
 }
 
 /* Reserved (scheduler weight; the daemon ignores it for now); UI-side rule only. */
@@ -408,6 +452,8 @@ return baseclass.extend({
 	validNumber: validNumber,
 	validPortRange: validPortRange,
 	validHostPort: validHostPort,
+	validConcentrator: validConcentrator,
+	validPrefix: validPrefix,
 	validGateway4: validGateway4,
 	validGateway6: validGateway6,
 	validDevice: validDevice,

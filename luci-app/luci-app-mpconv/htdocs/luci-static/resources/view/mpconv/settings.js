@@ -80,21 +80,59 @@ return view.extend({
 		o.default = 'implicit';
 
 		o = s.taboption('general', form.Value, 'concentrator', _('Concentrator'),
-			_('HOST:PORT of the concentrator (RFC 8803), e.g. <code>vpn.example.net:8443</code> or <code>[2001:db8::1]:8443</code>. Reserved: not used by this version.'));
+			_('The concentrator (RFC 8803) as <code>ADDR[:PORT]</code>, an IP address, e.g. <code>192.0.2.10:5124</code> or <code>[2001:db8::10]:5124</code>; port 5124 if left out.'));
 		o.depends('mode', 'explicit');
-		o.placeholder = 'vpn.example.net:8443';
+		o.placeholder = '192.0.2.10:5124';
 		o.rmempty = false;
 		o.validate = function(section_id, value) {
 			if (value == null || value === '')
 				return _('Required in explicit mode');
-			return logic.validHostPort(value);
+			return logic.validConcentrator(value);
 		};
 
 		o = s.taboption('general', form.Value, 'secret', _('Concentrator secret'),
-			_('Shared secret for the concentrator. Reserved: not used by this version.'));
+			_('Shared with the concentrator, at least 16 characters.'));
 		o.depends('mode', 'explicit');
 		o.password = true;
 		o.validate = check(logic.validSecret);
+
+		o = s.taboption('general', form.ListValue, 'scheduler', _('Scheduler'),
+			_('Which subflows carry the data. Implicit mode always uses a single subflow.'));
+		o.depends('mode', 'explicit');
+		o.value('weighted', _('weighted: all subflows, by their measured delivery rate'));
+		o.value('single', _('single: one active subflow'));
+		o.default = 'weighted';
+
+		o = s.taboption('general', form.DynamicList, 'exclude', _('Not through the concentrator'),
+			_('Destination prefixes (<code>ADDR/LEN</code>) reached directly instead of through the concentrator.'));
+		o.depends('mode', 'explicit');
+		o.placeholder = '192.0.2.0/24';
+		o.validate = function(section_id, value) {
+			var seen = {}, items = L.toArray(value);
+			for (var i = 0; i < items.length; i++) {
+				var ok = logic.validPrefix(items[i]);
+				if (ok !== true)
+					return ok;
+				if (seen[items[i]])
+					return _('%s is listed twice').format(items[i]);
+				seen[items[i]] = true;
+			}
+			return true;
+		};
+
+		o = s.taboption('general', form.DynamicList, 'exclude_port', _('Ports not through the concentrator'),
+			_('Destination ports (1 to 65535) reached directly.'));
+		o.depends('mode', 'explicit');
+		o.placeholder = '5060';
+		o.validate = function(section_id, value) {
+			var items = L.toArray(value);
+			for (var i = 0; i < items.length; i++) {
+				var ok = logic.validNumber(items[i], 1, 65535);
+				if (ok !== true)
+					return ok;
+			}
+			return true;
+		};
 
 		o = s.taboption('general', widgets.DeviceSelect, 'lan', _('LAN devices'),
 			_('Devices whose hosts\' outgoing TCP connections are converted (usually <code>br-lan</code>).'));
