@@ -18,6 +18,14 @@ The router has an OpenWrt-fw4-like iptables/ip6tables firewall (FORWARD/INPUT po
 DROP, ct established/related accept, invalid drop, lan0 -> up+ accept, MASQUERADE out of
 up1/up2) and its main-table default route via isp1.
 
+Optional ``dst`` namespace (``Bed(dst=True)`` or ``bed.add_dst()``), reachable only from srv
+(destinations for a concentrator in srv; nothing else routes to it, and it routes nowhere)::
+
+    srv d0 198.18.1.1/24 fd00:18::1/64 ── dst eth0 198.18.1.2/24 fd00:18::2/64,
+                                           service 198.18.0.10/32, 2001:db8:18::10/128 (on lo)
+
+and with it a second srv service address 198.51.100.10/32 (lo), routed by isp1/isp2 like srv's.
+
 Use as a context manager (``with Bed() as bed: ...``) or via the pytest fixtures in
 conftest.py.  Teardown kills every process the bed started and deletes its namespaces,
 also on failure.
@@ -46,6 +54,13 @@ SRV6 = "2001:db8:5::10"
 PORT = 8080
 ISP2_NAT4 = "172.16.2.1"   # what the server sees for traffic through isp2 (CGN)
 ISP2_NAT6 = "fd00:2::1"
+# optional dst namespace (Bed(dst=True) / bed.add_dst()): only srv routes to it
+DST4 = "198.18.0.10"
+DST6 = "2001:db8:18::10"
+SRV_TO_DST4 = "198.18.1.1"   # srv's address on the srv-dst link (what dst's servers see)
+SRV_TO_DST6 = "fd00:18::1"
+SRV_ALT4 = "198.51.100.10"  # extra srv service address (with dst): reachable by plain forwarding
+CONC_PORT = 5124
 
 # Counters that must stay unchanged on the server for a correct conversion.
 MUST_STAY_ZERO = (
@@ -203,7 +218,7 @@ class Proc:
 class PeerServer:
     """peers.py server running in srv; reports accepted connections as JSON lines."""
 
-    def __init__(self, bed, proto="mptcp", port=PORT, bind=(SRV4, SRV6), timeout=60):
+    def __init__(self, bed, proto="mptcp", port=PORT, bind=(SRV4, SRV6), timeout=60, role="srv"):
         self.bed = bed
         n = bed._next_id()
         self.report = os.path.join(bed.tmp, "server%d.jsonl" % n)
@@ -212,7 +227,7 @@ class PeerServer:
                 "--report", self.report, "--timeout", str(timeout)]
         for b in bind:
             argv += ["--bind", b]
-        self.proc = Proc(bed, "srv", argv, stderr_path=os.path.join(bed.tmp, "server%d.err" % n))
+        self.proc = Proc(bed, role, argv, stderr_path=os.path.join(bed.tmp, "server%d.err" % n))
         self.proc.wait_line("READY", timeout=10)
 
     def reports(self):
@@ -258,7 +273,10 @@ class Daemon:
                  "\toption socket '%s'" % self.socket,
                  "\toption checksum '%d'" % checksum]
         for k, v in (extra_main or {}).items():
-            lines.append("\toption %s '%s'" % (k, v))
+            if isinstance(v, (list, tuple)):   # a UCI list: one `list KEY 'ITEM'` per item
+                lines.extend("\tlist %s '%s'" % (k, item) for item in v)
+            else:
+                lines.append("\toption %s '%s'" % (k, v))
         for name, opts in uplinks:
             lines.append("config uplink '%s'" % name)
             for k, v in opts.items():
@@ -306,19 +324,70 @@ class Daemon:
         self.proc.kill()
 
 
+class Concentrator:
+    """`mpconv concentrator -c FILE` in srv (RFC 8803 converter), listening on ADDR:PORT.
+    `opts` become UCI lines: a list value gives `list KEY 'ITEM'` lines, others `option`."""
+
+    def __init__(self, bed, name=None, listen=None, role="srv", ready_timeout=10, **opts):
+        self.bed = bed
+        n = bed._next_id()
+        name = name or "conc%d" % n
+        self.listen = listen or "%s:%d" % (SRV4, CONC_PORT)
+        self.config = os.path.join(bed.tmp, name + ".conf")
+        self.socket = os.path.join(bed.tmp, name + ".sock")
+        self.log = os.path.join(bed.tmp, name + ".log")
+        self.role = role
+        lines = ["config concentrator 'main'",
+                 "\toption listen '%s'" % self.listen,
+                 "\toption socket '%s'" % self.socket]
+        opts.setdefault("log_level", "debug")
+        for k, v in opts.items():
+            for item in (v if isinstance(v, (list, tuple)) else [v]):
+                lines.append("\t%s %s '%s'" % ("list" if isinstance(v, (list, tuple)) else "option", k, item))
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = Proc(bed, role, [mpconv_bin(), "concentrator", "-c", self.config],
+                         stdout_path=self.log + ".out", stderr_path=self.log)
+        bed.concentrators.append(self)
+        deadline = time.monotonic() + ready_timeout
+        while not os.path.exists(self.socket):
+            if not self.proc.alive() or time.monotonic() > deadline:
+                self.proc.kill()
+                raise BedError("concentrator did not start (rc=%s):\n%s"
+                               % (self.proc.p.returncode, self.log_text()))
+            time.sleep(0.05)
+
+    def log_text(self):
+        return self.proc.stderr_text()
+
+    def alive(self):
+        return self.proc.alive()
+
+    def status(self, timeout=10):
+        p = self.bed.exec(self.role, [mpconv_bin(), "status", "--json", "-s", self.socket],
+                          timeout=timeout)
+        return json.loads(p.stdout)
+
+    def stop(self, timeout=10):
+        return self.proc.stop(signal.SIGTERM, timeout)
+
+
 def mpconv_bin():
     return os.environ.get("MPCONV_BIN") or os.path.join(REPO, "target", "debug", "mpconv")
 
 
 class Bed:
-    def __init__(self, prefix=None, tmpdir=None, keep_tmp=False):
+    def __init__(self, prefix=None, tmpdir=None, keep_tmp=False, dst=False):
         self.prefix = prefix or "mpc%d-" % os.getpid()
         self._own_tmp = tmpdir is None
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="mpconv-e2e-")
         self.keep_tmp = keep_tmp
         self.ns = {r: self.prefix + r for r in ROLES}
+        self.roles = list(ROLES)
+        self._want_dst = dst
         self._procs = []
         self.daemons = []
+        self.concentrators = []
         self._n = 0
         self._built = False
         self._nstat_dir = os.path.join(self.tmp, "nstat")
@@ -396,6 +465,38 @@ class Bed:
         # kernel MPTCP on the server
         self.sysctl("srv", {"net.mptcp.enabled": 1, "net.mptcp.checksum_enabled": 0})
         self.exec("srv", ["ip", "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"])
+        if self._want_dst:
+            self.add_dst()
+
+    def add_dst(self):
+        """Create the optional `dst` namespace hanging off srv (see the module docstring):
+        srv routes DST4/DST6 to it; dst has no default route, srv does not forward, so only
+        processes in srv (e.g. a concentrator) can talk to dst's servers."""
+        if "dst" in self.roles:
+            return
+        ns = self.prefix + "dst"
+        if ns in ns_list():
+            raise BedError("namespace %s already exists" % ns)
+        self.ns["dst"] = ns
+        self.roles.append("dst")
+        _run(["ip", "netns", "add", ns])
+        self.exec("dst", ["ip", "link", "set", "lo", "up"])
+        self.sysctl("dst", {
+            "net.ipv6.conf.all.accept_dad": 0, "net.ipv6.conf.default.accept_dad": 0,
+            "net.ipv6.conf.all.accept_ra": 0, "net.ipv6.conf.default.accept_ra": 0,
+            "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0,
+        })
+        self._veth("srv", "d0", "dst", "eth0")
+        self._addr("srv", "d0", SRV_TO_DST4 + "/24", SRV_TO_DST6 + "/64")
+        self._addr("dst", "eth0", "198.18.1.2/24", "fd00:18::2/64")
+        self._addr("dst", "lo", DST4 + "/32", DST6 + "/128")
+        self.exec("srv", "ip route add %s/32 via 198.18.1.2 dev d0 && "
+                         "ip -6 route add %s/128 via fd00:18::2 dev d0" % (DST4, DST6))
+        # A second srv service address, routed by both ISPs like SRV4 (plain-forwarding target
+        # that is neither the concentrator's listening address nor in dst).
+        self.exec("srv", ["ip", "addr", "add", SRV_ALT4 + "/32", "dev", "lo"])
+        for isp, i in (("isp1", 1), ("isp2", 2)):
+            self.exec(isp, "ip route add %s/32 via 172.16.%d.2" % (SRV_ALT4, i))
 
     def _veth(self, a, ifa, b, ifb):
         self.exec(a, ["ip", "link", "add", ifa, "type", "veth", "peer", "name", ifb,
@@ -443,7 +544,7 @@ class Bed:
             with contextlib.suppress(Exception):
                 p.kill()
             p.close_files()
-        for r in ROLES:
+        for r in self.roles:
             ns = self.ns[r]
             if ns in ns_list():
                 _kill_ns_pids(ns)
@@ -553,8 +654,13 @@ class Bed:
     def daemon(self, **kw):
         return Daemon(self, **kw)
 
+    def concentrator(self, **kw):
+        return Concentrator(self, **kw)
+
     def daemon_logs(self):
-        return "\n".join("==== mpconv log (%s) ====\n%s" % (d.config, d.log_text()) for d in self.daemons)
+        return "\n".join(["==== mpconv log (%s) ====\n%s" % (d.config, d.log_text()) for d in self.daemons] +
+                         ["==== concentrator log (%s) ====\n%s" % (c.config, c.log_text())
+                          for c in self.concentrators])
 
     # ---------------------------------------------------------------- state snapshots
     def snapshot(self, role="rtr"):
