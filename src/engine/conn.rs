@@ -367,10 +367,58 @@ impl Subflow {
     }
 }
 
+/// Explicit mode (RFC 8803): the Convert request we prepend to the router's stream and the
+/// concentrator's reply we strip from the front of its stream.
+#[derive(Clone, Debug)]
+pub struct ConvertState {
+    pub req: [u8; 64],
+    pub req_len: u8,
+    /// The concentrator took the request in our SYN (TFO); otherwise it is sent as the first
+    /// data segment, and again until acknowledged.
+    pub req_in_syn: bool,
+    /// When the request was last sent as data (for its retransmission).
+    pub req_sent: Option<Micros>,
+    /// The reply so far (its header and first TLVs; longer replies are skipped, not kept).
+    pub reply: [u8; 128],
+    pub reply_have: u16,
+    /// Its total length, once the header is in; the reply is complete when `reply_done`.
+    pub reply_len: Option<u16>,
+    pub reply_done: bool,
+}
+
+impl Default for ConvertState {
+    fn default() -> Self {
+        ConvertState {
+            req: [0; 64],
+            req_len: 0,
+            req_in_syn: false,
+            req_sent: None,
+            reply: [0; 128],
+            reply_have: 0,
+            reply_len: None,
+            reply_done: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Conn {
     pub client: SocketAddr,
+    /// The server the LAN host connected to (the source of what the host receives).
     pub server: SocketAddr,
+    /// The peer of the subflows: the server itself, or the concentrator in explicit mode.
+    pub remote: SocketAddr,
+    /// Explicit mode only.
+    pub convert: Option<Box<ConvertState>>,
+    /// Bytes the router put before the LAN host's data on the initial subflow (the Convert
+    /// request)...
+    pub c_shift: u32,
+    /// ...and in its data-level stream: the same, except when the request rode in the SYN,
+    /// whose data Linux maps just *below* IDSN+1 (net/mptcp/fastopen.c), so the data level
+    /// starts at IDSN+1 all the same.
+    pub c_dshift: u32,
+    /// Bytes of the peer's stream before what the LAN host receives (the Convert reply).
+    pub s_shift: u32,
     pub state: ConnState,
     pub last_seen: Micros,
     /// The LAN host's ISN; the initial subflow uses it too.
@@ -442,38 +490,57 @@ impl Conn {
         }
     }
 
+    /// Data sequence number of the first byte the LAN host receives.
+    fn s_base(&self) -> u64 {
+        self.remote_idsn
+            .wrapping_add(1)
+            .wrapping_add(self.s_shift as u64)
+    }
+
+    /// Data sequence number of the first byte of the LAN host's own data.
+    pub fn c_base(&self) -> u64 {
+        self.local_idsn
+            .wrapping_add(1)
+            .wrapping_add(self.c_dshift as u64)
+    }
+
     /// Data sequence number of the byte the LAN host numbers `tsn` in the server's stream.
     pub fn dsn_of_tsn(&self, tsn: u32) -> u64 {
         let off = tsn.wrapping_sub(self.s_isn.wrapping_add(1));
-        crate::wire::seq::expand32(
-            self.data_ack_sent
-                .wrapping_sub(self.remote_idsn.wrapping_add(1)),
-            off,
-        )
-        .wrapping_add(self.remote_idsn.wrapping_add(1))
+        crate::wire::seq::expand32(self.data_ack_sent.max(self.s_base()) - self.s_base(), off)
+            .wrapping_add(self.s_base())
     }
 
     /// The LAN host's number for the server's data sequence number `dsn`.
     pub fn tsn_of_dsn(&self, dsn: u64) -> u32 {
-        (dsn.wrapping_sub(self.remote_idsn.wrapping_add(1)) as u32)
-            .wrapping_add(self.s_isn.wrapping_add(1))
+        (dsn.wrapping_sub(self.s_base()) as u32).wrapping_add(self.s_isn.wrapping_add(1))
     }
 
     /// Data sequence number of the LAN host's byte `seq` (its own stream).
     pub fn dsn_of_cseq(&self, seq: u32) -> u64 {
         let off = seq.wrapping_sub(self.c_isn.wrapping_add(1));
-        crate::wire::seq::expand32(
-            self.data_acked
-                .wrapping_sub(self.local_idsn.wrapping_add(1)),
-            off,
-        )
-        .wrapping_add(self.local_idsn.wrapping_add(1))
+        crate::wire::seq::expand32(self.data_acked.max(self.c_base()) - self.c_base(), off)
+            .wrapping_add(self.c_base())
     }
 
-    /// The LAN host's sequence number for our data sequence number `dsn`.
+    /// The LAN host's sequence number for our data sequence number `dsn` (an acknowledgement
+    /// of the Convert request alone acknowledges nothing of the host's).
     pub fn cseq_of_dsn(&self, dsn: u64) -> u32 {
-        (dsn.wrapping_sub(self.local_idsn.wrapping_add(1)) as u32)
-            .wrapping_add(self.c_isn.wrapping_add(1))
+        let dsn = dsn.max(self.c_base());
+        (dsn.wrapping_sub(self.c_base()) as u32).wrapping_add(self.c_isn.wrapping_add(1))
+    }
+
+    /// The subflow sequence number relative to the initial subflow's ISN, as DSS mappings
+    /// carry it. A Convert request in the SYN does not count: Linux moves its relative SSN 1
+    /// past the SYN's data (net/mptcp/fastopen.c).
+    pub fn ssn_rel(&self, sseq: u32) -> u32 {
+        sseq.wrapping_sub(self.c_isn)
+            .wrapping_sub(self.c_shift - self.c_dshift)
+    }
+
+    /// The initial subflow's sequence number for the LAN host's `seq`.
+    pub fn sseq_of_cseq(&self, seq: u32) -> u32 {
+        seq.wrapping_add(self.c_shift)
     }
 }
 

@@ -63,6 +63,8 @@ counters! {
     data_fin_rx => "DataFinRx",
     /// Infinite mappings received (counted; the connection is reset).
     infinite_map_rx => "InfiniteMapRx",
+    /// Explicit mode: the concentrator refused a connection (Error TLV) or answered garbage.
+    convert_error => "ConvertError",
     /// Connections converted to MPTCP.
     conn_converted => "ConvConverted",
     /// Connections that stayed plain TCP (server without MPTCP or options stripped).

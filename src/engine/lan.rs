@@ -8,7 +8,7 @@ use super::conn::{Conn, ConnState, SubState, Subflow};
 use super::emit;
 use super::{Ctx, Dest, Verdict};
 use crate::wire::mptcp::{Dss, Mapping, MpCapable, MptcpOption, MPC_A, MPC_H};
-use crate::wire::packet::{IpTcp, ACK, FIN, RST, SYN};
+use crate::wire::packet::{IpTcp, ACK, FIN, PSH, RST, SYN};
 use crate::wire::tcpopt::{OptWriter, TcpOptions};
 use crate::wire::{checksum, seq};
 
@@ -21,7 +21,7 @@ pub const OPTION_OVERHEAD: u16 = 24;
 pub fn syn(ctx: &mut Ctx, conn: &Conn, window: u16, ttl: u8) -> bool {
     let Some(sub) = conn.sub(0) else { return false };
     let mut w = OptWriter::new();
-    w.mss(conn.c_mss.min(ctx.mss_limit(0, conn.server.is_ipv6())));
+    w.mss(conn.c_mss.min(ctx.mss_limit(0, conn.remote.is_ipv6())));
     if conn.c_sack {
         w.sack_perm();
     }
@@ -47,15 +47,79 @@ pub fn syn(ctx: &mut Ctx, conn: &Conn, window: u16, ttl: u8) -> bool {
     let mut spec = ctx.spec_forged(conn, sub, conn.c_isn, 0, SYN);
     spec.window = window;
     spec.ttl = ttl.saturating_sub(1).max(1);
+    // Explicit mode: the Convert request rides in the SYN, TFO-style (RFC 8803 §4).
+    let (data, sum) = match &conn.convert {
+        Some(c) => (&c.req[..c.req_len as usize], None),
+        None => (&[][..], Some(0)),
+    };
+    emit::segment(ctx.tx, ctx.counters, Dest::Uplink(0), &spec, &w, data, sum)
+}
+
+/// Explicit mode, when the concentrator did not take the Convert request in the SYN: send it
+/// as the first data of the initial subflow (RFC 8803 §4: the request then comes right after
+/// the handshake), with the keys (MP_CAPABLE, implicit mapping DSN IDSN+1 ↔ SSN 1) until the
+/// concentrator confirmed them.
+pub fn send_request(ctx: &mut Ctx, conn: &mut Conn) {
+    let (Some(c), Some(sub)) = (&conn.convert, conn.sub(0)) else {
+        return;
+    };
+    let req = &c.req[..c.req_len as usize];
+    let mut w = OptWriter::new();
+    if conn.ts {
+        w.ts(conn.c_ts_recent, conn.ecr_for(sub));
+    }
+    let psum = checksum::sum(req, 0);
+    let dsn = conn.local_idsn.wrapping_add(1);
+    let csum = conn.csum.then(|| dss_csum(dsn, 1, req.len() as u16, psum));
+    let opt = if conn.confirmed {
+        MptcpOption::Dss(Dss {
+            data_fin: false,
+            data_ack: Some(conn.data_ack_sent & 0xffff_ffff),
+            ack64: false,
+            mapping: Some(Mapping {
+                dsn: dsn & 0xffff_ffff,
+                dsn64: false,
+                ssn: 1,
+                len: req.len() as u16,
+                checksum: csum,
+            }),
+        })
+    } else {
+        MptcpOption::MpCapable(MpCapable {
+            version: 1,
+            flags: MPC_H | if conn.csum { MPC_A } else { 0 },
+            sender_key: Some(conn.local_key),
+            receiver_key: Some(conn.remote_key),
+            data_len: Some(req.len() as u16),
+            checksum: csum,
+        })
+    };
+    emit::mptcp(&mut w, &opt);
+    let spec = ctx.spec_forged(
+        conn,
+        sub,
+        conn.c_isn.wrapping_add(1),
+        sub.rcv_ack,
+        ACK | PSH,
+    );
     emit::segment(
         ctx.tx,
         ctx.counters,
         Dest::Uplink(0),
         &spec,
         &w,
-        &[],
-        Some(0),
-    )
+        req,
+        Some(psum),
+    );
+    if let Some(c) = conn.convert.as_mut() {
+        c.req_sent = Some(ctx.now);
+    }
+}
+
+/// Whether the Convert request still waits for the concentrator's acknowledgement (it was
+/// not taken in the SYN).
+pub fn request_pending(conn: &Conn) -> bool {
+    conn.convert.as_ref().is_some_and(|c| !c.req_in_syn) && conn.data_acked < conn.c_base()
 }
 
 /// What the caller must do after [`packet`].
@@ -147,8 +211,47 @@ fn fastclose(ctx: &mut Ctx, conn: &Conn, p: &IpTcp) {
                 transient: false,
             },
         );
-        let seq = if i == 0 { p.seq } else { sub.snd_nxt };
+        let seq = if i == 0 {
+            conn.sseq_of_cseq(p.seq)
+        } else {
+            sub.snd_nxt
+        };
         let spec = ctx.spec_to_server(conn, sub, seq, sub.rcv_ack, RST | ACK, 0, p);
+        emit::segment(
+            ctx.tx,
+            ctx.counters,
+            Dest::Uplink(sub.uplink),
+            &spec,
+            &w,
+            &[],
+            Some(0),
+        );
+        ctx.counters.mp_fastclose_tx += 1;
+        ctx.counters.mp_rst_tx += 1;
+    }
+}
+
+/// Reset every subflow with MP_FASTCLOSE (the connection is given up on our side).
+pub fn fastclose_all(ctx: &mut Ctx, conn: &Conn) {
+    for sub in conn.subs() {
+        if sub.state == SubState::Closed || sub.state == SubState::SynSent {
+            continue;
+        }
+        let mut w = OptWriter::new();
+        emit::mptcp(
+            &mut w,
+            &MptcpOption::MpFastclose {
+                key: conn.remote_key,
+            },
+        );
+        emit::mptcp(
+            &mut w,
+            &MptcpOption::MpTcpRst {
+                reason: 0,
+                transient: false,
+            },
+        );
+        let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, RST | ACK);
         emit::segment(
             ctx.tx,
             ctx.counters,
@@ -169,6 +272,9 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
     if let Some((val, ecr)) = opts.ts {
         conn.c_ts_recent = val;
         conn.c_tsecr = ecr;
+    }
+    if request_pending(conn) && conn.convert.as_ref().is_some_and(|c| c.req_sent.is_none()) {
+        send_request(ctx, conn);
     }
     conn.c_win = p.window;
     let payload = p.payload(pkt);
@@ -220,7 +326,8 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
                 sub.ts_recent,
             );
         }
-        let rel = p.seq.wrapping_sub(conn.c_isn);
+        let sseq = conn.sseq_of_cseq(p.seq);
+        let rel = conn.ssn_rel(sseq);
         let dlen = payload.len() as u32 + fin as u32;
         let psum = p.payload_sum(pkt);
         if !conn.confirmed && !fin && (payload.is_empty() || rel == 1) {
@@ -280,7 +387,7 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
             w.sack(&blocks[..n]);
         }
         let flags = p.flags;
-        let spec = ctx.spec_to_server(conn, sub, p.seq, acks[0], flags, p.window, p);
+        let spec = ctx.spec_to_server(conn, sub, sseq, acks[0], flags, p.window, p);
         emit::segment(
             ctx.tx,
             ctx.counters,
@@ -319,9 +426,10 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
             }
         }
     }
+    let sseq = conn.sseq_of_cseq(p.seq);
     if let Some(sub) = conn.sub_mut(0) {
         if payload.len() as u32 + fin as u32 > 0 {
-            let end = p.seq.wrapping_add(payload.len() as u32 + fin as u32);
+            let end = sseq.wrapping_add(payload.len() as u32 + fin as u32);
             if seq::seq_gt(end, sub.snd_nxt) {
                 sub.snd_nxt = end;
             }

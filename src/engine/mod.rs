@@ -89,6 +89,20 @@ pub struct EngineConfig {
     pub idle_timeout: Micros,
     /// Seed for keys, nonces, ISNs and ports.
     pub seed: [u8; 32],
+    /// Explicit (off-path) mode: every connection goes to this concentrator (RFC 8803).
+    pub explicit: Option<ExplicitConfig>,
+    /// Destination prefixes (address, length) never converted.
+    pub exclude: Vec<(IpAddr, u8)>,
+    /// Destination ports never converted.
+    pub exclude_ports: Vec<u16>,
+}
+
+/// Explicit mode: the concentrator and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct ExplicitConfig {
+    pub concentrator: SocketAddr,
+    /// Shared secret for the Convert message's Cookie TLV.
+    pub secret: Option<Vec<u8>>,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +114,57 @@ impl Default for EngineConfig {
             port_range: (61000, 65535),
             idle_timeout: 7_440_000_000, // 2 h 4 min, as conntrack's established timeout
             seed: [0; 32],
+            explicit: None,
+            exclude: Vec::new(),
+            exclude_ports: Vec::new(),
+        }
+    }
+}
+
+/// Whether `ip` is inside `prefix`.
+fn in_prefix(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & m == u32::from(n) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & m == u128::from(n) & m
+        }
+        _ => false,
+    }
+}
+
+/// Destinations a concentrator must never be asked for: they are local to the LAN or to the
+/// ISP (private, shared, loopback, link-local, multicast).
+fn is_local_destination(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_unspecified()
+                || in_prefix(ip, (IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10))
+        }
+        IpAddr::V6(a) => {
+            a.is_loopback()
+                || a.is_multicast()
+                || a.is_unspecified()
+                || in_prefix(
+                    ip,
+                    (IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 7),
+                )
+                || in_prefix(
+                    ip,
+                    (IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10),
+                )
         }
     }
 }
@@ -148,6 +213,8 @@ const JOIN_ACK_RTO: Micros = 500_000;
 const JOIN_ACK_TRIES: u8 = 6;
 /// A connection whose SYN/ACK never came is forgotten after this.
 const SYN_TIMEOUT: Micros = 75_000_000;
+/// Retransmission of a Convert request sent as data.
+const REQUEST_RTO: Micros = 1_000_000;
 /// Housekeeping period (expiry, join timers).
 const SWEEP: Micros = 100_000;
 
@@ -223,7 +290,7 @@ impl Ctx<'_> {
         ack: u32,
         flags: u8,
     ) -> TcpSpec {
-        let v6 = conn.server.is_ipv6();
+        let v6 = conn.remote.is_ipv6();
         let src = self.uplink_addr(sub.uplink, v6).unwrap_or(if v6 {
             IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         } else {
@@ -231,9 +298,9 @@ impl Ctx<'_> {
         });
         TcpSpec {
             src,
-            dst: conn.server.ip(),
+            dst: conn.remote.ip(),
             sport: sub.port,
-            dport: conn.server.port(),
+            dport: conn.remote.port(),
             seq,
             ack,
             flags,
@@ -349,6 +416,19 @@ impl Engine {
         self.new_connection(now, pkt, p, client, server)
     }
 
+    /// Whether a new connection to `server` is left alone (passes unconverted).
+    fn excluded(&self, server: SocketAddr) -> bool {
+        if self.cfg.exclude_ports.contains(&server.port())
+            || self.cfg.exclude.iter().any(|&p| in_prefix(server.ip(), p))
+        {
+            return true;
+        }
+        match &self.cfg.explicit {
+            Some(x) => server.ip() == x.concentrator.ip() || is_local_destination(server.ip()),
+            None => false,
+        }
+    }
+
     fn new_connection(
         &mut self,
         now: Micros,
@@ -357,7 +437,14 @@ impl Engine {
         client: SocketAddr,
         server: SocketAddr,
     ) -> Verdict {
-        let v6 = p.v6;
+        if self.excluded(server) {
+            return Verdict::Accept;
+        }
+        let remote = match &self.cfg.explicit {
+            Some(x) => x.concentrator,
+            None => server,
+        };
+        let v6 = remote.is_ipv6();
         let has_addr = self.cfg.uplinks.first().is_some_and(|u| {
             if v6 {
                 u.addr6.is_some()
@@ -394,9 +481,29 @@ impl Engine {
         sub0.state = conn::SubState::SynSent;
         let mut subs: [Option<Subflow>; conn::MAX_SUBFLOWS] = Default::default();
         subs[0] = Some(sub0);
+        // Explicit mode: the Convert message that asks the concentrator for `server`.
+        let mut convert = None;
+        if let Some(x) = &self.cfg.explicit {
+            let mut req = conn::ConvertState::default();
+            match wire::convert::emit_request(&mut req.req, server, &[], x.secret.as_deref()) {
+                Ok(n) => req.req_len = n as u8,
+                Err(_) => {
+                    self.counters.pkt_malformed += 1;
+                    self.table.unbind_sub((0, port));
+                    return Verdict::Accept;
+                }
+            }
+            convert = Some(Box::new(req));
+        }
+        let c_shift = convert.as_ref().map_or(0, |c| c.req_len as u32);
         let c = Conn {
             client,
             server,
+            remote,
+            convert,
+            c_shift,
+            c_dshift: c_shift,
+            s_shift: 0,
             state: ConnState::SynSent,
             last_seen: now,
             c_isn: p.seq,
@@ -446,7 +553,7 @@ impl Engine {
         let Some((conn, mut ctx)) = self.split(now, slot) else {
             return Verdict::Drop;
         };
-        if conn.server != SocketAddr::new(p.src, p.sport) {
+        if conn.remote != SocketAddr::new(p.src, p.sport) {
             ctx.counters.pkt_unknown += 1;
             return Verdict::Drop;
         }
@@ -478,7 +585,7 @@ impl Engine {
     /// One join per other uplink of the server's address family (RFC 8684 §3.2).
     fn start_joins(&mut self, now: Micros, slot: usize) {
         let v6 = match self.table.get(slot) {
-            Some(c) => c.server.is_ipv6(),
+            Some(c) => c.remote.is_ipv6(),
             None => return,
         };
         let n = self.cfg.uplinks.len().min(conn::MAX_SUBFLOWS);
@@ -537,6 +644,16 @@ impl Engine {
             }
             self.table.remove(slot);
             return;
+        }
+        // Explicit mode: the Convert request sent after the handshake, until acknowledged.
+        if lan::request_pending(conn)
+            && conn
+                .convert
+                .as_ref()
+                .and_then(|c| c.req_sent)
+                .is_some_and(|t| now.saturating_sub(t) >= REQUEST_RTO)
+        {
+            lan::send_request(&mut ctx, conn);
         }
         let mut dead = [false; conn::MAX_SUBFLOWS];
         #[allow(clippy::needless_range_loop)] // `conn` is borrowed again inside
@@ -640,7 +757,7 @@ fn join_syn(ctx: &mut Ctx, conn: &Conn, sub: &Subflow) {
     let mut w = OptWriter::new();
     w.mss(
         conn.c_mss
-            .min(ctx.mss_limit(sub.uplink, conn.server.is_ipv6())),
+            .min(ctx.mss_limit(sub.uplink, conn.remote.is_ipv6())),
     );
     if conn.sack {
         w.sack_perm();

@@ -32,7 +32,7 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> 
     match conn.state {
         ConnState::SynSent => {
             if si == 0 && p.flags & (SYN | ACK) == SYN | ACK {
-                synack(ctx, conn, &opts, p);
+                after.remove = !synack(ctx, conn, &opts, p);
             } else if si == 0 && p.flags & (SYN | ACK | RST) == ACK {
                 // An ACK to our SYN: the server still holds an old connection on this 4-tuple
                 // in TIME-WAIT. Reset it with the sequence number it expects, as a TCP in
@@ -83,7 +83,8 @@ fn to_client_translated(ctx: &mut Ctx, conn: &Conn, pkt: &[u8], p: &IpTcp) {
 
 /// The SYN/ACK of the initial subflow: MP_CAPABLE → converted; none → plain TCP (RFC 8684
 /// §3.7). Either way the LAN host gets a SYN/ACK with the server's sequence numbers.
-fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) {
+/// Returns false when the connection cannot go on (explicit mode without MPTCP).
+fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) -> bool {
     let mpc = opts.mptcp[..opts.mptcp_n]
         .iter()
         .find_map(|o| match MptcpOption::parse(o) {
@@ -113,10 +114,45 @@ fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) {
             ctx.counters.conn_converted += 1;
             mss = mss.saturating_sub(OPTION_OVERHEAD).max(256);
         }
+        None if conn.convert.is_some() => {
+            // The concentrator always speaks MPTCP: MPTCP options were stripped on the way.
+            // Relaying the Convert protocol over plain TCP is not supported: refuse promptly.
+            ctx.counters.mp_capable_fallback_synack += 1;
+            log::warn!(
+                "{} → {}: the concentrator {} answered without MP_CAPABLE (a middlebox strips MPTCP?); connection reset",
+                conn.client,
+                conn.server,
+                conn.remote
+            );
+            if let Some(s0) = conn.sub(0) {
+                let spec = ctx.spec_forged(conn, s0, p.ack, 0, RST);
+                emit::segment(
+                    ctx.tx,
+                    ctx.counters,
+                    Dest::Uplink(0),
+                    &spec,
+                    &OptWriter::new(),
+                    &[],
+                    Some(0),
+                );
+            }
+            conn.c_ack = conn.s_isn.wrapping_add(1);
+            reset_client(ctx, conn, p.ttl);
+            return false;
+        }
         None => {
             conn.state = ConnState::Fallback;
             ctx.counters.mp_capable_fallback_synack += 1;
             ctx.counters.conn_fallback += 1;
+        }
+    }
+    // Explicit mode: did the concentrator take the Convert request in our SYN?
+    let c_isn = conn.c_isn;
+    let c_shift = conn.c_shift;
+    if let Some(c) = conn.convert.as_mut() {
+        c.req_in_syn = p.ack == c_isn.wrapping_add(1).wrapping_add(c_shift);
+        if c.req_in_syn {
+            conn.c_dshift = 0;
         }
     }
     let s_wscale = conn.s_wscale;
@@ -141,8 +177,16 @@ fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) {
     if let Some(ws) = ws {
         w.wscale(ws);
     }
-    let spec = ctx.spec_to_client(conn, p.seq, p.ack, SYN | ACK, p.window, p.ttl);
+    let spec = ctx.spec_to_client(
+        conn,
+        p.seq,
+        conn.c_isn.wrapping_add(1),
+        SYN | ACK,
+        p.window,
+        p.ttl,
+    );
     emit::segment(ctx.tx, ctx.counters, Dest::Lan, &spec, &w, &[], Some(0));
+    true
 }
 
 fn mptcp(
@@ -290,18 +334,70 @@ fn mptcp(
             return;
         };
         let n = payload.len().min(covered as usize);
+        // Explicit mode: the concentrator's reply comes first in its stream and is not the
+        // LAN host's (RFC 8803 §4).
+        let mut skip = 0;
+        if conn.convert.as_ref().is_some_and(|c| !c.reply_done) {
+            match take_reply(conn, dsn, &payload[..n]) {
+                Reply::OutOfOrder => return, // not recorded: the server sends it again
+                Reply::More(k) => skip = k,
+                Reply::Done(k) => {
+                    skip = k;
+                    if let Some((code, meaning)) = reply_error(conn) {
+                        log::info!(
+                            "{} → {}: the concentrator refused: error {code} ({meaning}); the LAN host is reset",
+                            conn.client,
+                            conn.server
+                        );
+                        ctx.counters.convert_error += 1;
+                        reset_client(ctx, conn, p.ttl);
+                        lan::fastclose_all(ctx, conn);
+                        after.remove = true;
+                        return;
+                    }
+                }
+                Reply::Bad => {
+                    log::warn!(
+                        "{} → {}: the concentrator's reply is not a Convert message; the LAN host is reset",
+                        conn.client,
+                        conn.server
+                    );
+                    ctx.counters.convert_error += 1;
+                    reset_client(ctx, conn, p.ttl);
+                    lan::fastclose_all(ctx, conn);
+                    after.remove = true;
+                    return;
+                }
+            }
+        }
+        let Some(sub) = conn.sub_mut(si) else { return };
         if !sub.recv.insert(sub.rcv_ack, p.seq, dsn, n as u32) {
             ctx.counters.recv_table_full += 1;
             return;
         }
-        let (data, psum) = if n == payload.len() {
-            (payload, Some(p.payload_sum(pkt)))
-        } else {
-            (&payload[..n], None)
-        };
-        let end = dsn + n as u64;
-        let fin = conn.s_data_fin == Some(end);
-        data_to_client(ctx, conn, si, dsn, data, psum, fin, p, &[]);
+        if skip > 0 && conn.convert.as_ref().is_some_and(|c| c.reply_done) {
+            // Acknowledge the reply ourselves: the LAN host never sees it.
+            let base = conn.remote_idsn.wrapping_add(1) + conn.s_shift as u64;
+            if base > conn.data_ack_sent {
+                conn.data_ack_sent = base;
+            }
+            if let Some(sub) = conn.sub_mut(si) {
+                sub.rcv_ack = sub.recv.advance(sub.rcv_ack, base, &[]);
+            }
+            if let Some(sub) = conn.sub(si) {
+                lan::pure_ack(ctx, conn, sub, base, &[], false);
+            }
+        }
+        if skip < n {
+            let (data, psum) = if n == payload.len() && skip == 0 {
+                (payload, Some(p.payload_sum(pkt)))
+            } else {
+                (&payload[skip..n], None)
+            };
+            let start = dsn + skip as u64;
+            let fin = conn.s_data_fin == Some(start + data.len() as u64);
+            data_to_client(ctx, conn, si, start, data, psum, fin, p, &[]);
+        }
     } else if let Some(fd) = conn.s_data_fin.filter(|_| data_fin) {
         // A bare DATA_FIN: the LAN host gets a FIN at its place in the stream.
         data_to_client(ctx, conn, si, fd, &[], Some(0), true, p, &[]);
@@ -378,8 +474,14 @@ fn data_to_client(
         conn.ts_to_client = tsval;
     }
     if si == 0 && conn.sack && data.is_empty() {
-        // SACK blocks of the initial subflow refer to the host's own bytes 1:1.
-        w.sack(sacks);
+        // SACK blocks of the initial subflow refer to the host's own bytes, shifted by what
+        // we put before them (the Convert request in explicit mode).
+        let mut b = [(0u32, 0u32); 4];
+        let n = sacks.len().min(4);
+        for (o, &(l, r)) in b.iter_mut().zip(&sacks[..n]) {
+            *o = (l.wrapping_sub(conn.c_shift), r.wrapping_sub(conn.c_shift));
+        }
+        w.sack(&b[..n]);
     }
     let mut flags = ACK | if data.is_empty() { 0 } else { p.flags & PSH };
     if fin {
@@ -533,4 +635,68 @@ pub fn reset_client(ctx: &mut Ctx, conn: &Conn, ttl: u8) {
     let seq = conn.c_ack;
     let spec: TcpSpec = ctx.spec_to_client(conn, seq, 0, RST, 0, ttl);
     emit::segment(ctx.tx, ctx.counters, Dest::Lan, &spec, &w, &[], Some(0));
+}
+
+/// What [`take_reply`] made of a segment.
+enum Reply {
+    /// Reply bytes that do not follow what we have: drop the segment.
+    OutOfOrder,
+    /// The first `k` bytes were reply; more is to come.
+    More(usize),
+    /// The first `k` bytes completed the reply.
+    Done(usize),
+    /// Not a Convert message.
+    Bad,
+}
+
+/// Take the part of `data` (at data sequence number `dsn`) that belongs to the concentrator's
+/// reply.
+fn take_reply(conn: &mut Conn, dsn: u64, data: &[u8]) -> Reply {
+    let base = conn.remote_idsn.wrapping_add(1);
+    let Some(c) = conn.convert.as_mut() else {
+        return Reply::More(0);
+    };
+    let Some(off) = dsn.checked_sub(base) else {
+        return Reply::More(0);
+    };
+    if off > c.reply_have as u64 {
+        return Reply::OutOfOrder;
+    }
+    // Walk the reply bytes of this segment; those we have not seen yet are kept (the first
+    // 128) and counted. The header (4 bytes) gives the reply's length.
+    let mut k = 0usize;
+    let mut pos = off;
+    while k < data.len() && c.reply_len.is_none_or(|l| pos < l as u64) {
+        if pos == c.reply_have as u64 {
+            if let Some(b) = c.reply.get_mut(pos as usize) {
+                *b = data[k];
+            }
+            c.reply_have = c.reply_have.saturating_add(1);
+            if c.reply_len.is_none() && c.reply_have as usize == crate::wire::convert::HEADER_LEN {
+                match crate::wire::convert::parse_header(&c.reply) {
+                    Ok(h) => c.reply_len = Some(h.total_len as u16),
+                    Err(_) => return Reply::Bad,
+                }
+            }
+        }
+        pos += 1;
+        k += 1;
+    }
+    match c.reply_len {
+        Some(l) if c.reply_have >= l => {
+            c.reply_done = true;
+            conn.s_shift = l as u32;
+            Reply::Done(k)
+        }
+        _ => Reply::More(k),
+    }
+}
+
+/// The Error TLV of a complete reply, with its meaning (RFC 8803 §5.2).
+fn reply_error(conn: &Conn) -> Option<(u8, &'static str)> {
+    let c = conn.convert.as_ref()?;
+    let len = (c.reply_have as usize).min(c.reply.len());
+    let msg = crate::wire::convert::parse(&c.reply[..len]).ok()?;
+    msg.error()
+        .map(|(code, _)| (code, crate::wire::convert::error_meaning(code)))
 }

@@ -20,7 +20,7 @@ use super::control::{self, ControlServer, IoCounters, Request};
 use super::net::{self, ResolvedUplink};
 use super::{firewall, routes, sys};
 use crate::config::{Config, Mode};
-use crate::engine::{Dest, Engine, EngineConfig, Side, UplinkConfig, Verdict};
+use crate::engine::{Dest, Engine, EngineConfig, ExplicitConfig, Side, UplinkConfig, Verdict};
 
 /// Receive buffer of the NFQUEUE netlink socket (the default overflows under load).
 const QUEUE_RCVBUF: u32 = 8 << 20;
@@ -205,6 +205,16 @@ fn engine_config(cfg: &Config, ups: &[ResolvedUplink]) -> Result<EngineConfig, S
         port_range: cfg.port_range,
         idle_timeout: u64::from(cfg.idle_timeout) * 1_000_000,
         seed,
+        explicit: match (cfg.mode, cfg.concentrator) {
+            (Mode::Explicit, Some(c)) => Some(ExplicitConfig {
+                concentrator: c,
+                secret: cfg.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            }),
+            (Mode::Explicit, None) => return Err("explicit mode needs option concentrator".into()),
+            (Mode::Implicit, _) => None,
+        },
+        exclude: cfg.exclude.iter().map(|p| (p.addr, p.len)).collect(),
+        exclude_ports: cfg.exclude_port.clone(),
     })
 }
 
@@ -331,9 +341,6 @@ fn summary(engine: &Engine, io: &IoCounters) -> String {
 /// Run the daemon in the foreground until SIGINT or SIGTERM. Everything installed is removed
 /// again on return, also on errors during start.
 pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
-    if cfg.mode == Mode::Explicit {
-        return Err("explicit mode is not implemented yet".into());
-    }
     if !cfg.enabled {
         log::info!(
             "disabled in {} (option enabled '0'); nothing to do",
