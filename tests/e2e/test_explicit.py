@@ -326,6 +326,8 @@ def test_aggregation_both_uplinks(bed, conc, dst_server):
             up, u1, u2, umsg = _shaped_transfer(bed, "put", AGG_SIZE)
     finally:
         bed.unshape()
+    print(dmsg)
+    print(umsg)
     # Download: the concentrator's kernel MPTCP scheduler spreads over both subflows.
     assert d2 >= 0.2 * AGG_SIZE, "download did not use up2: " + dmsg
     assert down >= 0.9 * AGG, "download goodput below 90%% of %.0f Mbit/s: %s" % (AGG, dmsg)
@@ -347,6 +349,8 @@ def test_one_uplink_and_single_scheduler(bed, conc, dst_server):
             up, u1, u2, umsg = _shaped_transfer(bed, "put", ONE_SIZE)
     finally:
         bed.unshape()
+    print(dmsg)
+    print(umsg)
     assert down <= 20 * 1.05, "one uplink but download at more than 20 Mbit/s: " + dmsg
     assert d2 < 0.01 * ONE_SIZE, "download used up2 although only 'dsl' is configured: " + dmsg
     assert u2 < 0.05 * ONE_SIZE, "scheduler 'single' but the upload used up2: " + umsg
