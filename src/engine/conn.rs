@@ -20,6 +20,10 @@ pub const RECV_ENTRIES: usize = 4096;
 pub const SACK_SCAN: usize = 64;
 /// Initial capacity of a subflow's RECV table.
 const RECV_INITIAL: usize = 16;
+/// A typical segment, for the weighted scheduler's in-flight allowance.
+pub const SEG: u32 = 1400;
+/// Initial in-flight allowance of a subflow (RFC 6928's ten segments).
+pub const INITIAL_CWND: u32 = 10 * SEG;
 /// Server mappings remembered per subflow.
 pub const MAP_ENTRIES: usize = 8;
 
@@ -336,12 +340,66 @@ pub struct Subflow {
     pub backup: bool,
     pub nonce: u32,
     pub rnonce: u32,
+    /// Highest ACK the server sent on this subflow (our bytes it has), when we send data here.
+    pub snd_una: u32,
+    /// Round-trip time: smoothed, lowest seen, and the sample in flight (end of the bytes
+    /// timed, when they were sent). Zero while unknown.
+    pub srtt: Micros,
+    pub min_rtt: Micros,
+    pub rtt_probe: Option<(u32, Micros)>,
+    /// Weighted scheduler: how many of our bytes this subflow may have in flight, a simple
+    /// Reno-like estimate (grows with ACKs, halves when the server reports a loss with SACK),
+    /// and the end of the current loss recovery.
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub recover: Option<u32>,
     /// Retransmission timer for the join handshake, and tries so far.
     pub timer: Option<Micros>,
     pub tries: u8,
 }
 
 impl Subflow {
+    /// Account for the server's ACK on this subflow: bytes in flight, an RTT sample, and the
+    /// in-flight allowance (`loss`: the ACK carried SACK blocks, a segment is missing).
+    pub fn on_ack(&mut self, ack: u32, now: Micros, loss: bool) {
+        let mut acked = 0;
+        if seq_gt(ack, self.snd_una) && seq_le(ack, self.snd_nxt) {
+            acked = ack.wrapping_sub(self.snd_una);
+            self.snd_una = ack;
+        }
+        if self.recover.is_some_and(|r| !seq_lt(self.snd_una, r)) {
+            self.recover = None;
+        }
+        if loss && self.recover.is_none() {
+            let inflight = self.snd_nxt.wrapping_sub(self.snd_una);
+            self.ssthresh = (inflight / 2).max(2 * SEG);
+            self.cwnd = self.ssthresh;
+            self.recover = Some(self.snd_nxt);
+        } else if acked > 0 && self.recover.is_none() {
+            self.cwnd = if self.cwnd < self.ssthresh {
+                self.cwnd.saturating_add(acked)
+            } else {
+                self.cwnd.saturating_add(
+                    (SEG as u64 * acked as u64 / self.cwnd.max(1) as u64).max(1) as u32,
+                )
+            };
+        }
+        if let Some((end, t)) = self.rtt_probe {
+            if !seq_lt(self.snd_una, end) {
+                let sample = now.saturating_sub(t).max(1);
+                self.srtt = if self.srtt == 0 {
+                    sample
+                } else {
+                    (7 * self.srtt + sample) / 8
+                };
+                if self.min_rtt == 0 || sample < self.min_rtt {
+                    self.min_rtt = sample;
+                }
+                self.rtt_probe = None;
+            }
+        }
+    }
+
     pub fn new(uplink: u8, port: u16, isn: u32) -> Subflow {
         Subflow {
             uplink,
@@ -359,6 +417,13 @@ impl Subflow {
             ts_off: 0,
             wscale: 0,
             backup: false,
+            snd_una: isn.wrapping_add(1),
+            srtt: 0,
+            min_rtt: 0,
+            rtt_probe: None,
+            cwnd: INITIAL_CWND,
+            ssthresh: u32::MAX,
+            recover: None,
             nonce: 0,
             rnonce: 0,
             timer: None,
@@ -410,6 +475,9 @@ pub struct Conn {
     pub remote: SocketAddr,
     /// Explicit mode only.
     pub convert: Option<Box<ConvertState>>,
+    /// The SEND table, when the LAN host's data is spread over the subflows (scheduler
+    /// weighted); without it the host's data goes on the initial subflow 1:1.
+    pub send: Option<Box<super::sched::SendState>>,
     /// Bytes the router put before the LAN host's data on the initial subflow (the Convert
     /// request)...
     pub c_shift: u32,

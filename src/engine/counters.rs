@@ -41,6 +41,9 @@ counters! {
     dss_no_mapping => "DSSNoMapping",
     /// Server segments dropped because the subflow's RECV table was full (retransmitted later).
     recv_table_full => "RecvTableFull",
+    /// LAN bytes sent on a subflow without a SEND table entry (table full): a retransmission
+    /// of them would be remapped.
+    send_table_full => "SendTableFull",
     /// ADD_ADDR received with a valid HMAC, and echoed.
     add_addr => "AddAddr",
     /// ADD_ADDR received with a bad HMAC (ignored).

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::conn::{Conn, ConnState, SubState, Subflow};
 use super::emit;
-use super::{Ctx, Dest, Verdict};
+use super::{sched, Ctx, Dest, Verdict};
 use crate::wire::mptcp::{Dss, Mapping, MpCapable, MptcpOption, MPC_A, MPC_H};
 use crate::wire::packet::{IpTcp, ACK, FIN, PSH, RST, SYN};
 use crate::wire::tcpopt::{OptWriter, TcpOptions};
@@ -317,91 +317,95 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
     }
     let _ = s_fin_dsn;
 
-    // The segment itself goes on the initial subflow, unchanged in sequence space.
-    if let Some(sub) = conn.sub(0) {
-        let mut w = OptWriter::new();
-        if conn.ts {
-            w.ts(
-                opts.ts.map(|t| t.0).unwrap_or(conn.c_ts_recent),
-                sub.ts_recent,
-            );
-        }
-        let sseq = conn.sseq_of_cseq(p.seq);
-        let rel = conn.ssn_rel(sseq);
-        let dlen = payload.len() as u32 + fin as u32;
-        let psum = p.payload_sum(pkt);
-        if !conn.confirmed && !fin && (payload.is_empty() || rel == 1) {
-            // Keys until the server's first DSS (RFC 8684 §3.1): on pure ACKs the 20-byte form,
-            // on the first data the 22/24-byte form, which maps DSN IDSN+1 to SSN 1.
-            let (data_len, csum) = if payload.is_empty() {
-                (None, None)
+    let psum = p.payload_sum(pkt);
+    let tsval = opts.ts.map(|t| t.0).unwrap_or(conn.c_ts_recent);
+    let dlen = payload.len() as u32 + fin as u32;
+    let mut sent_on = [false; super::conn::MAX_SUBFLOWS];
+    if conn.send.is_some() && dlen > 0 {
+        // Weighted: new bytes go where they are delivered soonest, retransmissions where
+        // they went before (paper §3.3 SEND table).
+        let mut pieces = [sched::Piece {
+            off: 0,
+            len: 0,
+            sub: 0,
+            ssn: 0,
+        }; 8];
+        let n = plan_pieces(ctx, conn, p.seq, dlen, &mut pieces);
+        for pc in &pieces[..n] {
+            let start = pc.off as usize;
+            let end = (pc.off + pc.len) as usize;
+            let fin_here = fin && end > payload.len();
+            let data = &payload[start.min(payload.len())..end.min(payload.len())];
+            let sum = if data.len() == payload.len() {
+                psum
             } else {
-                let c = conn.csum.then(|| {
-                    dss_csum(
-                        conn.local_idsn.wrapping_add(1),
-                        1,
-                        payload.len() as u16,
-                        psum,
-                    )
-                });
-                (Some(payload.len() as u16), c)
+                checksum::sum(data, 0)
             };
-            let flags = MPC_H | if conn.csum { MPC_A } else { 0 };
-            emit::mptcp(
-                &mut w,
-                &MptcpOption::MpCapable(MpCapable {
-                    version: 1,
-                    flags,
-                    sender_key: Some(conn.local_key),
-                    receiver_key: Some(conn.remote_key),
-                    data_len,
-                    checksum: csum,
-                }),
+            let rel = if pc.sub == 0 {
+                conn.ssn_rel(pc.ssn)
+            } else {
+                conn.sub(pc.sub).map_or(0, |s| pc.ssn.wrapping_sub(s.isn))
+            };
+            let seq = p.seq.wrapping_add(pc.off);
+            let seg = Seg {
+                sseq: pc.ssn,
+                rel,
+                cseq: seq,
+                data,
+                psum: sum,
+                fin: fin_here,
+            };
+            emit_on(
+                ctx,
+                conn,
+                pc.sub,
+                &seg,
+                dack,
+                dsacks,
+                acks[pc.sub as usize],
+                p,
+                tsval,
             );
-        } else {
-            let mapping = (dlen > 0).then(|| {
-                let dsn = conn.dsn_of_cseq(p.seq);
-                // A DATA_FIN alone has subflow sequence number 0 (RFC 8684 §3.3.3).
-                let ssn = if payload.is_empty() { 0 } else { rel };
-                Mapping {
-                    dsn: dsn & 0xffff_ffff,
-                    dsn64: false,
-                    ssn,
-                    len: dlen as u16,
-                    checksum: conn.csum.then(|| dss_csum(dsn, ssn, dlen as u16, psum)),
+            sent_on[pc.sub as usize] = true;
+            if fin_here {
+                if let Some(s) = conn.sub_mut(pc.sub) {
+                    s.fin_sent = true;
                 }
-            });
-            emit::mptcp(
-                &mut w,
-                &MptcpOption::Dss(Dss {
-                    data_fin: fin,
-                    data_ack: Some(dack & 0xffff_ffff),
-                    ack64: false,
-                    mapping,
-                }),
-            );
+            }
         }
-        if conn.sack {
-            let mut blocks = [(0u32, 0u32); 4];
-            let n = sub.recv.sack_blocks(sub.rcv_ack, dack, dsacks, &mut blocks);
-            w.sack(&blocks[..n]);
+    } else {
+        // The segment goes on the initial subflow, unchanged in sequence space (but for the
+        // Convert request in front in explicit mode).
+        let sseq = match (&conn.send, conn.sub(0)) {
+            // Weighted, a pure ACK: it carries no bytes, its number is the subflow's next.
+            (Some(_), Some(s0)) => s0.snd_nxt,
+            _ => conn.sseq_of_cseq(p.seq),
+        };
+        let rel = conn.ssn_rel(sseq);
+        let seg = Seg {
+            sseq,
+            rel,
+            cseq: p.seq,
+            data: payload,
+            psum,
+            fin,
+        };
+        emit_on(ctx, conn, 0, &seg, dack, dsacks, acks[0], p, tsval);
+        sent_on[0] = true;
+        let end = sseq.wrapping_add(dlen);
+        if let Some(sub) = conn.sub_mut(0) {
+            if dlen > 0 && seq::seq_gt(end, sub.snd_nxt) {
+                sub.snd_nxt = end;
+            }
         }
-        let flags = p.flags;
-        let spec = ctx.spec_to_server(conn, sub, sseq, acks[0], flags, p.window, p);
-        emit::segment(
-            ctx.tx,
-            ctx.counters,
-            Dest::Uplink(0),
-            &spec,
-            &w,
-            payload,
-            Some(psum),
-        );
     }
 
-    // Joins: a pure ACK on each subflow whose ACK advanced (it contributed to the increment),
-    // and the duplicate ACKs with SACK to those with data outstanding (paper §3.4).
-    for i in 1..super::conn::MAX_SUBFLOWS {
+    // The other subflows: a pure ACK on each one whose ACK advanced (it contributed to the
+    // increment), and the duplicate ACKs with SACK to those with data outstanding (§3.4).
+    for i in 0..super::conn::MAX_SUBFLOWS {
+        if sent_on[i] {
+            continue;
+        }
         let Some(sub) = conn.sub(i as u8) else {
             continue;
         };
@@ -426,15 +430,173 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
             }
         }
     }
-    let sseq = conn.sseq_of_cseq(p.seq);
-    if let Some(sub) = conn.sub_mut(0) {
-        if payload.len() as u32 + fin as u32 > 0 {
-            let end = sseq.wrapping_add(payload.len() as u32 + fin as u32);
-            if seq::seq_gt(end, sub.snd_nxt) {
-                sub.snd_nxt = end;
-            }
-        }
+}
+
+/// One piece of a LAN host's segment, placed on a subflow.
+struct Seg<'a> {
+    /// Absolute and relative (as DSS mappings carry it) subflow sequence number.
+    sseq: u32,
+    rel: u32,
+    /// The host's sequence number of its first byte.
+    cseq: u32,
+    data: &'a [u8],
+    psum: u32,
+    fin: bool,
+}
+
+/// Send `seg` on subflow `si` with the keys (until confirmed, RFC 8684 §3.1) or a DSS mapping,
+/// the data-level ACK, and the subflow's projected ACK and SACK blocks.
+#[allow(clippy::too_many_arguments)]
+fn emit_on(
+    ctx: &mut Ctx,
+    conn: &Conn,
+    si: u8,
+    seg: &Seg,
+    dack: u64,
+    dsacks: &[(u64, u64)],
+    ack: u32,
+    p: &IpTcp,
+    tsval: u32,
+) {
+    let Some(sub) = conn.sub(si) else { return };
+    let mut w = OptWriter::new();
+    if conn.ts {
+        w.ts(tsval, conn.ecr_for(sub));
     }
+    let (payload, fin) = (seg.data, seg.fin);
+    let dlen = payload.len() as u32 + fin as u32;
+    if !conn.confirmed && !fin && si == 0 && (payload.is_empty() || seg.rel == 1) {
+        // Keys until the server's first DSS: on pure ACKs the 20-byte form, on the first data
+        // the 22/24-byte form, which maps DSN IDSN+1 to SSN 1.
+        let (data_len, csum) = if payload.is_empty() {
+            (None, None)
+        } else {
+            let dsn = conn.local_idsn.wrapping_add(1);
+            let c = conn
+                .csum
+                .then(|| dss_csum(dsn, 1, payload.len() as u16, seg.psum));
+            (Some(payload.len() as u16), c)
+        };
+        let flags = MPC_H | if conn.csum { MPC_A } else { 0 };
+        emit::mptcp(
+            &mut w,
+            &MptcpOption::MpCapable(MpCapable {
+                version: 1,
+                flags,
+                sender_key: Some(conn.local_key),
+                receiver_key: Some(conn.remote_key),
+                data_len,
+                checksum: csum,
+            }),
+        );
+    } else {
+        let mapping = (dlen > 0).then(|| {
+            let dsn = conn.dsn_of_cseq(seg.cseq);
+            // A DATA_FIN alone has subflow sequence number 0 (RFC 8684 §3.3.3).
+            let ssn = if payload.is_empty() { 0 } else { seg.rel };
+            Mapping {
+                dsn: dsn & 0xffff_ffff,
+                dsn64: false,
+                ssn,
+                len: dlen as u16,
+                checksum: conn.csum.then(|| dss_csum(dsn, ssn, dlen as u16, seg.psum)),
+            }
+        });
+        emit::mptcp(
+            &mut w,
+            &MptcpOption::Dss(Dss {
+                data_fin: fin,
+                data_ack: Some(dack & 0xffff_ffff),
+                ack64: false,
+                mapping,
+            }),
+        );
+    }
+    if conn.sack {
+        let mut blocks = [(0u32, 0u32); 4];
+        let n = sub.recv.sack_blocks(sub.rcv_ack, dack, dsacks, &mut blocks);
+        w.sack(&blocks[..n]);
+    }
+    let flags = (p.flags & !FIN) | if fin { FIN } else { 0 };
+    let spec = ctx.spec_to_server(conn, sub, seg.sseq, ack, flags, p.window, p);
+    let dest = Dest::Uplink(sub.uplink);
+    emit::segment(
+        ctx.tx,
+        ctx.counters,
+        dest,
+        &spec,
+        &w,
+        payload,
+        Some(seg.psum),
+    );
+}
+
+/// Weighted mode: where the bytes `[seq, seq+len)` of the LAN host go. Bytes sent before keep
+/// their subflow and subflow sequence number; new bytes go on the subflow [`sched::choose`]
+/// picks, which advances its `snd_nxt` and may start an RTT sample. Bytes the peer has already
+/// acknowledged at the data level are left out.
+fn plan_pieces(
+    ctx: &mut Ctx,
+    conn: &mut Conn,
+    seq: u32,
+    len: u32,
+    out: &mut [sched::Piece],
+) -> usize {
+    let Some(mut send) = conn.send.take() else {
+        return 0;
+    };
+    let cack = conn.cseq_of_dsn(conn.data_acked);
+    send.trim(cack);
+    let mut n = send.lookup(seq, len, out);
+    // Uncovered parts (new bytes, or a hole the host fills late) get a subflow now.
+    out[..n].sort_unstable_by_key(|pc| pc.off);
+    let mut pos = 0u32;
+    let mut gaps = [(0u32, 0u32); 8];
+    let mut ng = 0;
+    for pc in &out[..n] {
+        if pc.off > pos && ng < gaps.len() {
+            gaps[ng] = (pos, pc.off - pos);
+            ng += 1;
+        }
+        pos = pos.max(pc.off + pc.len);
+    }
+    if pos < len && ng < gaps.len() {
+        gaps[ng] = (pos, len - pos);
+        ng += 1;
+    }
+    for &(off, glen) in &gaps[..ng] {
+        let c = seq.wrapping_add(off);
+        let (off, glen) = if seq::seq_lt(c, cack) {
+            let skip = cack.wrapping_sub(c).min(glen);
+            (off + skip, glen - skip)
+        } else {
+            (off, glen)
+        };
+        if glen == 0 || n == out.len() {
+            continue;
+        }
+        let si = sched::choose(conn, glen);
+        let Some(sub) = conn.sub_mut(si) else {
+            continue;
+        };
+        let ssn = sub.snd_nxt;
+        sub.snd_nxt = ssn.wrapping_add(glen);
+        if sub.rtt_probe.is_none() {
+            sub.rtt_probe = Some((sub.snd_nxt, ctx.now));
+        }
+        if !send.record(seq.wrapping_add(off), glen, si, ssn) {
+            ctx.counters.send_table_full += 1;
+        }
+        out[n] = sched::Piece {
+            off,
+            len: glen,
+            sub: si,
+            ssn,
+        };
+        n += 1;
+    }
+    conn.send = Some(send);
+    n
 }
 
 /// A pure ACK on a join subflow carrying the data-level ACK (and our FIN when the server

@@ -23,6 +23,7 @@ mod counters;
 mod emit;
 mod lan;
 mod rng;
+mod sched;
 mod table;
 mod wan;
 
@@ -103,6 +104,9 @@ pub struct ExplicitConfig {
     pub concentrator: SocketAddr,
     /// Shared secret for the Convert message's Cookie TLV.
     pub secret: Option<Vec<u8>>,
+    /// Spread the LAN hosts' data over all subflows (the concentrator reorders at the data
+    /// level); otherwise it goes on the initial subflow.
+    pub weighted: bool,
 }
 
 impl Default for EngineConfig {
@@ -198,6 +202,12 @@ pub struct SubflowStatus {
     pub uplink: u8,
     pub local_port: u16,
     pub state: &'static str,
+    /// The server asked for this subflow to be a backup (MP_PRIO).
+    pub backup: bool,
+    /// Smoothed RTT of our data on this subflow (µs; 0 = not measured: no data sent on it).
+    pub srtt_us: u64,
+    /// Our bytes in flight on it.
+    pub inflight: u32,
 }
 
 /// Largest packet the engine emits or accepts for conversion.
@@ -496,11 +506,16 @@ impl Engine {
             convert = Some(Box::new(req));
         }
         let c_shift = convert.as_ref().map_or(0, |c| c.req_len as u32);
+        let send = match &self.cfg.explicit {
+            Some(x) if x.weighted => Some(Box::default()),
+            _ => None,
+        };
         let c = Conn {
             client,
             server,
             remote,
             convert,
+            send,
             c_shift,
             c_dshift: c_shift,
             s_shift: 0,
@@ -724,6 +739,9 @@ impl Engine {
                 subflows.push(SubflowStatus {
                     uplink: s.uplink,
                     local_port: s.port,
+                    backup: s.backup,
+                    srtt_us: s.srtt,
+                    inflight: s.snd_nxt.wrapping_sub(s.snd_una),
                     state: match s.state {
                         conn::SubState::SynSent => "syn-sent",
                         conn::SubState::AckSent => "ack-sent",

@@ -156,7 +156,12 @@ fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) -> bool 
         }
     }
     let s_wscale = conn.s_wscale;
+    let first = conn.c_isn.wrapping_add(1).wrapping_add(conn.c_shift);
     if let Some(sub) = conn.sub_mut(0) {
+        // Our next byte on the subflow, and what the server has (the SYN, and the Convert
+        // request if it rode in the SYN).
+        sub.snd_nxt = first;
+        sub.snd_una = p.ack;
         sub.state = SubState::Established;
         sub.risn = p.seq;
         sub.rcv_ack = p.seq.wrapping_add(1);
@@ -244,6 +249,10 @@ fn mptcp(
     if let (Some(sub), Some((val, _))) = (conn.sub_mut(si), opts.ts) {
         sub.ts_recent = val;
     }
+    let now = ctx.now;
+    if let Some(sub) = conn.sub_mut(si).filter(|_| p.flags & ACK != 0) {
+        sub.on_ack(p.ack, now, opts.sack_n > 0);
+    }
 
     // MPTCP options of this segment.
     let mut mapping = None;
@@ -297,7 +306,9 @@ fn mptcp(
     }
     if had_dss && !conn.confirmed {
         conn.confirmed = true;
-        after.start_joins = true;
+        // Explicit mode: joins only once the concentrator accepted (a refused connection is
+        // closed by it, and a join then only delays its Error reply).
+        after.start_joins = conn.convert.as_ref().is_none_or(|c| c.reply_done);
     }
     if had_dss {
         ctx.counters.dss_rx += (p.payload_len > 0) as u64;
@@ -343,6 +354,7 @@ fn mptcp(
                 Reply::More(k) => skip = k,
                 Reply::Done(k) => {
                     skip = k;
+                    after.start_joins = conn.confirmed;
                     if let Some((code, meaning)) = reply_error(conn) {
                         log::info!(
                             "{} → {}: the concentrator refused: error {code} ({meaning}); the LAN host is reset",
@@ -401,7 +413,10 @@ fn mptcp(
     } else if let Some(fd) = conn.s_data_fin.filter(|_| data_fin) {
         // A bare DATA_FIN: the LAN host gets a FIN at its place in the stream.
         data_to_client(ctx, conn, si, fd, &[], Some(0), true, p, &[]);
-    } else if data_ack_moved || p.window != 0 && si == 0 || opts.sack_n > 0 && si == 0 {
+    } else if data_ack_moved
+        || conn.send.is_none() && si == 0 && (p.window != 0 || opts.sack_n > 0)
+        || conn.send.is_some() && opts.sack_n > 0
+    {
         // A pure ACK: the LAN host needs the data-level ACK progress and window updates; SACK
         // blocks of the initial subflow are in the host's own space (its data goes there 1:1).
         data_to_client(
@@ -473,13 +488,25 @@ fn data_to_client(
         w.ts(tsval, conn.c_ts_recent);
         conn.ts_to_client = tsval;
     }
-    if si == 0 && conn.sack && data.is_empty() {
-        // SACK blocks of the initial subflow refer to the host's own bytes, shifted by what
-        // we put before them (the Convert request in explicit mode).
+    if conn.sack && data.is_empty() && !sacks.is_empty() {
         let mut b = [(0u32, 0u32); 4];
-        let n = sacks.len().min(4);
-        for (o, &(l, r)) in b.iter_mut().zip(&sacks[..n]) {
-            *o = (l.wrapping_sub(conn.c_shift), r.wrapping_sub(conn.c_shift));
+        let mut n = 0;
+        match &conn.send {
+            // Weighted: through the SEND table, from this subflow's numbers to the host's.
+            Some(send) => {
+                for &(l, r) in sacks {
+                    n += send.to_host(si, l, r, &mut b[n..]);
+                }
+            }
+            // The initial subflow carries the host's bytes 1:1, behind what we put before them
+            // (the Convert request in explicit mode).
+            None if si == 0 => {
+                n = sacks.len().min(4);
+                for (o, &(l, r)) in b.iter_mut().zip(&sacks[..n]) {
+                    *o = (l.wrapping_sub(conn.c_shift), r.wrapping_sub(conn.c_shift));
+                }
+            }
+            None => {}
         }
         w.sack(&b[..n]);
     }

@@ -156,10 +156,13 @@ pub fn render_json(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
             }
             let _ = write!(
                 s,
-                "{{\"uplink\":{},\"port\":{},\"state\":{}}}",
+                "{{\"uplink\":{},\"port\":{},\"state\":{},\"backup\":{},\"srtt_us\":{},\"inflight\":{}}}",
                 json_str(&uplink_name(ups, f.uplink)),
                 f.local_port,
-                json_str(f.state)
+                json_str(f.state),
+                f.backup,
+                f.srtt_us,
+                f.inflight
             );
         }
         s.push_str("]}");
@@ -203,10 +206,13 @@ pub fn render_text(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
         for f in &c.subflows {
             let _ = writeln!(
                 s,
-                "    {}:{} {}",
+                "    {}:{} {}{} srtt {:.1} ms in flight {} B",
                 uplink_name(ups, f.uplink),
                 f.local_port,
-                f.state
+                f.state,
+                if f.backup { " backup" } else { "" },
+                f.srtt_us as f64 / 1000.0,
+                f.inflight
             );
         }
     }
@@ -399,6 +405,9 @@ mod tests {
                 subflows: vec![SubflowStatus {
                     uplink: 0,
                     local_port: 61234,
+                    backup: false,
+                    srtt_us: 0,
+                    inflight: 0,
                     state: "established",
                 }],
             }],

@@ -209,6 +209,7 @@ fn engine_config(cfg: &Config, ups: &[ResolvedUplink]) -> Result<EngineConfig, S
             (Mode::Explicit, Some(c)) => Some(ExplicitConfig {
                 concentrator: c,
                 secret: cfg.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+                weighted: cfg.scheduler == crate::config::Scheduler::Weighted,
             }),
             (Mode::Explicit, None) => return Err("explicit mode needs option concentrator".into()),
             (Mode::Implicit, _) => None,

@@ -1,0 +1,217 @@
+//! Upload over several subflows (explicit mode, `scheduler weighted`): the SEND table of seed
+//! paper §3.3 maps the LAN host's bytes to (subflow, subflow sequence number), so that a
+//! retransmission keeps its subflow and mapping, and the subflow to carry new data is chosen
+//! by its smoothed round-trip time (the subflow that delivers soonest). A fast uplink's queue
+//! grows until its delay matches the slower one's, so both stay busy: their rates add up.
+
+use std::collections::VecDeque;
+
+use super::conn::{Conn, SubState};
+use super::Micros;
+use crate::wire::seq::{seq_gt, seq_lt};
+
+/// SEND table entries kept per connection (older ones are acknowledged at the data level).
+pub const SEND_ENTRIES: usize = 4096;
+
+/// A run of the LAN host's bytes sent contiguously on one subflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendEntry {
+    /// The host's sequence number of the first byte (a FIN counts as a byte).
+    pub cseq: u32,
+    pub len: u32,
+    pub sub: u8,
+    /// Absolute subflow sequence number of the first byte.
+    pub ssn: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SendState {
+    pub entries: VecDeque<SendEntry>,
+    /// The host's highest sequence number sent so far (end of the last entry).
+    pub c_max: Option<u32>,
+}
+
+/// A piece of a LAN segment with the subflow it goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Offset into the segment (a FIN is at `len` of the payload).
+    pub off: u32,
+    pub len: u32,
+    pub sub: u8,
+    pub ssn: u32,
+}
+
+impl SendState {
+    /// Forget what the peer acknowledged at the data level (host sequence numbers below `cack`).
+    pub fn trim(&mut self, cack: u32) {
+        while let Some(e) = self.entries.front_mut() {
+            let end = e.cseq.wrapping_add(e.len);
+            if !seq_gt(end, cack) {
+                self.entries.pop_front();
+            } else {
+                if seq_lt(e.cseq, cack) {
+                    let d = cack.wrapping_sub(e.cseq);
+                    e.cseq = cack;
+                    e.ssn = e.ssn.wrapping_add(d);
+                    e.len -= d;
+                }
+                break;
+            }
+        }
+    }
+
+    /// The pieces of the host's bytes `[seq, seq+len)` that were sent before, with their
+    /// subflow and subflow sequence number; written to `out`, returns the count and how many
+    /// bytes from `seq` they cover (contiguously from the start).
+    pub fn lookup(&self, seq: u32, len: u32, out: &mut [Piece]) -> usize {
+        let mut n = 0;
+        for e in &self.entries {
+            let (s, t) = (e.cseq, e.cseq.wrapping_add(e.len));
+            let (a, b) = (seq, seq.wrapping_add(len));
+            let lo = if seq_gt(s, a) { s } else { a };
+            let hi = if seq_lt(t, b) { t } else { b };
+            if !seq_lt(lo, hi) {
+                continue;
+            }
+            if n == out.len() {
+                break;
+            }
+            out[n] = Piece {
+                off: lo.wrapping_sub(seq),
+                len: hi.wrapping_sub(lo),
+                sub: e.sub,
+                ssn: e.ssn.wrapping_add(lo.wrapping_sub(s)),
+            };
+            n += 1;
+        }
+        n
+    }
+
+    /// Record new bytes sent on `sub`; false when the table is full.
+    pub fn record(&mut self, cseq: u32, len: u32, sub: u8, ssn: u32) -> bool {
+        if let Some(l) = self.entries.back_mut() {
+            if l.sub == sub
+                && l.cseq.wrapping_add(l.len) == cseq
+                && l.ssn.wrapping_add(l.len) == ssn
+            {
+                l.len += len;
+                self.c_max = Some(cseq.wrapping_add(len));
+                return true;
+            }
+        }
+        if self.entries.len() >= SEND_ENTRIES {
+            return false;
+        }
+        self.entries.push_back(SendEntry {
+            cseq,
+            len,
+            sub,
+            ssn,
+        });
+        self.c_max = Some(cseq.wrapping_add(len));
+        true
+    }
+
+    /// The host's sequence numbers of subflow `sub`'s bytes `[a, b)` (a SACK block the server
+    /// sent on that subflow), as at most one range per entry; written to `out`.
+    pub fn to_host(&self, sub: u8, a: u32, b: u32, out: &mut [(u32, u32)]) -> usize {
+        let mut n = 0;
+        for e in self.entries.iter().filter(|e| e.sub == sub) {
+            let (s, t) = (e.ssn, e.ssn.wrapping_add(e.len));
+            let lo = if seq_gt(s, a) { s } else { a };
+            let hi = if seq_lt(t, b) { t } else { b };
+            if !seq_lt(lo, hi) || n == out.len() {
+                continue;
+            }
+            let c = e.cseq.wrapping_add(lo.wrapping_sub(s));
+            out[n] = (c, c.wrapping_add(hi.wrapping_sub(lo)));
+            n += 1;
+        }
+        n
+    }
+}
+
+/// The subflow that should carry `len` new bytes now: among the established subflows with
+/// room in their in-flight allowance, the one with the lowest smoothed RTT (the fastest is
+/// filled first, the others take what it cannot); when none has room, the least full.
+/// Backup subflows only when no other is established. As Linux's default scheduler does, but
+/// with the allowance estimated here, since the converter cannot see the LAN host's window.
+pub fn choose(conn: &Conn, len: u32) -> u8 {
+    let mut fits: Option<(Micros, u8)> = None;
+    let mut least: Option<(u64, u8)> = None;
+    for pass in [false, true] {
+        for (i, s) in conn.subs.iter().enumerate() {
+            let Some(s) = s else { continue };
+            if s.state != SubState::Established || s.backup != pass {
+                continue;
+            }
+            let inflight = s.snd_nxt.wrapping_sub(s.snd_una);
+            if inflight.saturating_add(len) <= s.cwnd {
+                if fits.is_none_or(|f| s.srtt < f.0) {
+                    fits = Some((s.srtt, i as u8));
+                }
+            } else {
+                let fill = inflight as u64 * 1024 / s.cwnd.max(1) as u64;
+                if least.is_none_or(|l| fill < l.0) {
+                    least = Some((fill, i as u8));
+                }
+            }
+        }
+        if let Some((_, i)) = fits.or(least) {
+            return i;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_merge_lookup_trim() {
+        let mut s = SendState::default();
+        assert!(s.record(100, 50, 0, 1000));
+        assert!(s.record(150, 50, 0, 1050));
+        assert!(s.record(200, 50, 1, 7000));
+        assert_eq!(s.entries.len(), 2);
+        let mut out = [Piece {
+            off: 0,
+            len: 0,
+            sub: 0,
+            ssn: 0,
+        }; 4];
+        let n = s.lookup(180, 40, &mut out);
+        assert_eq!(
+            &out[..n],
+            &[
+                Piece {
+                    off: 0,
+                    len: 20,
+                    sub: 0,
+                    ssn: 1080
+                },
+                Piece {
+                    off: 20,
+                    len: 20,
+                    sub: 1,
+                    ssn: 7000
+                }
+            ]
+        );
+        let mut r = [(0, 0); 4];
+        let n = s.to_host(1, 7010, 7020, &mut r);
+        assert_eq!(&r[..n], &[(210, 220)]);
+        s.trim(210);
+        assert_eq!(s.entries.len(), 1);
+        assert_eq!(
+            s.entries[0],
+            SendEntry {
+                cseq: 210,
+                len: 40,
+                sub: 1,
+                ssn: 7010
+            }
+        );
+    }
+}
