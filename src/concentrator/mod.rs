@@ -17,6 +17,17 @@
 //! before any outgoing connection is made, and the TFO queue length bounds pending requests.
 //! The netns sysctl `net.ipv4.tcp_fastopen` gets its server bit (0x2) if it lacks it (restored
 //! at exit); the per-socket option replaces the global "no cookie" bit 0x200.
+//!
+//! A TFO connection is accepted as soon as its SYN arrives, before the client's third ACK,
+//! so the request may well be handled (and an Error reply written) while the client's first
+//! subflow is still in SYN_RECV. The MPTCP socket takes such a write into its send queue, but
+//! the kernel only transmits on established subflows, and nothing pushes the queue out when
+//! that subflow completes its handshake unless a later packet from the client carries a
+//! DATA_ACK (an MPTCP v1 client's third ACK and first data carry MP_CAPABLE, not DSS: Linux
+//! and mpconv's router alike). The reply and DATA_FIN then sat there until the client gave up,
+//! and a join meanwhile found the connection shut down and was reset. So nothing is written
+//! to a client (nor its write side shut) until its first subflow has left SYN_RECV; such
+//! connections are re-checked every [`CLIENT_RECHECK_US`].
 
 pub mod sys;
 
@@ -36,6 +47,9 @@ const TFO_QLEN: i32 = 256;
 const LINGER_US: u64 = 2_000_000;
 /// At most one log line per rejection reason per this interval.
 const LOG_INTERVAL_US: u64 = 10_000_000;
+/// How often a client whose first subflow is still in SYN_RECV is re-checked while a reply
+/// waits for it.
+const CLIENT_RECHECK_US: u64 = 5_000;
 /// Own addresses are re-read this often.
 const ADDR_REFRESH_US: u64 = 30_000_000;
 /// TCP option kinds the concentrator supports towards the destination (Supported TCP
@@ -202,6 +216,9 @@ struct Conn {
     up: Dir,
     /// server → client.
     down: Dir,
+    /// The client's first subflow has completed its handshake: writes to it get sent (see
+    /// the module documentation). Cached once true.
+    client_ready: bool,
     done: bool,
 }
 
@@ -323,8 +340,28 @@ impl Conn {
             since: now,
             up: Dir::default(),
             down: Dir::default(),
+            client_ready: false,
             done: false,
         }
+    }
+
+    /// Whether writing to the client now gets the bytes sent: false while its first subflow
+    /// is in SYN_RECV (a TFO connection accepted before the third ACK).
+    fn client_writable(&mut self) -> bool {
+        if !self.client_ready {
+            match sys::tcp_state(self.client.as_raw_fd()) {
+                Ok(sys::TCP_SYN_RECV) => return false,
+                // Established or later, or no answer (then do not wait forever).
+                _ => self.client_ready = true,
+            }
+        }
+        true
+    }
+
+    /// Output for the client waits only for its handshake (re-checked on a timer, since the
+    /// MPTCP socket reports no event when its first subflow becomes established).
+    fn waits_for_client(&self) -> bool {
+        !self.client_ready && matches!(self.state, State::Draining | State::Relaying)
     }
 
     /// Queue an error reply and start draining.
@@ -344,22 +381,8 @@ impl Conn {
     }
 
     fn flush_drain(&mut self) {
-        while !self.down.pending.is_empty() {
-            match self.client.write(&self.down.pending) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.down.pending.drain(..n);
-                }
-                Err(e) if would_block(&e) => return,
-                Err(_) => {
-                    self.done = true;
-                    return;
-                }
-            }
-        }
-        if !self.down.shut {
-            let _ = self.client.shutdown(Shutdown::Write);
-            self.down.shut = true;
+        if self.client_writable() {
+            self.flush_reply();
         }
         let mut sink = [0u8; 4096];
         loop {
@@ -375,6 +398,27 @@ impl Conn {
                     return;
                 }
             }
+        }
+    }
+
+    /// Write the queued reply, then shut the write side (only once it is all written).
+    fn flush_reply(&mut self) {
+        while !self.down.pending.is_empty() {
+            match self.client.write(&self.down.pending) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.down.pending.drain(..n);
+                }
+                Err(e) if would_block(&e) => return,
+                Err(_) => {
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+        if !self.down.shut {
+            let _ = self.client.shutdown(Shutdown::Write);
+            self.down.shut = true;
         }
     }
 
@@ -738,6 +782,8 @@ impl Concentrator {
     }
 
     fn relay(&mut self, c: &mut Conn, now: u64) {
+        // Server → client waits until the client's handshake is complete.
+        let client_ready = c.client_writable();
         let Some(server) = c.server.as_mut() else {
             c.done = true;
             return;
@@ -746,7 +792,7 @@ impl Concentrator {
         let sfd = server.as_raw_fd();
         let before = (c.up.bytes, c.down.bytes);
         let r = pump(&mut c.up, cfd, server).and_then(|a| {
-            let b = pump(&mut c.down, sfd, &mut c.client)?;
+            let b = client_ready && pump(&mut c.down, sfd, &mut c.client)?;
             Ok(a || b)
         });
         self.ctr.bytes_up += c.up.bytes - before.0;
@@ -775,7 +821,7 @@ impl Concentrator {
             State::Connecting => se = libc::POLLOUT,
             State::Draining => {
                 ce = libc::POLLIN;
-                if !c.down.pending.is_empty() {
+                if c.client_ready && !c.down.pending.is_empty() {
                     ce |= libc::POLLOUT;
                 }
             }
@@ -783,10 +829,11 @@ impl Concentrator {
                 if !c.up.eof && c.up.in_pipe < c.up.cap {
                     ce |= libc::POLLIN;
                 }
-                if !c.down.pending.is_empty() || c.down.in_pipe > 0 {
+                // Nothing goes to the client before its handshake is complete.
+                if c.client_ready && (!c.down.pending.is_empty() || c.down.in_pipe > 0) {
                     ce |= libc::POLLOUT;
                 }
-                if !c.down.eof && c.down.in_pipe < c.down.cap {
+                if c.client_ready && !c.down.eof && c.down.in_pipe < c.down.cap {
                     se |= libc::POLLIN;
                 }
                 if !c.up.pending.is_empty() || c.up.in_pipe > 0 {
@@ -1077,6 +1124,9 @@ pub fn run(cfg: ConcentratorConfig, verbose: bool) -> Result<(), String> {
                 revents: 0,
             });
             wake = wake.min(st.next_deadline(c));
+            if c.waits_for_client() {
+                wake = wake.min(now + CLIENT_RECHECK_US);
+            }
         }
         let timeout = (wake.saturating_sub(now) / 1000).min(1000) as i32;
         iosys::poll(&mut fds, timeout.max(1)).map_err(|e| format!("poll: {e}"))?;
@@ -1102,7 +1152,7 @@ pub fn run(cfg: ConcentratorConfig, verbose: bool) -> Result<(), String> {
         let mut conns = std::mem::take(&mut st.conns);
         for (i, c) in conns.iter_mut().enumerate() {
             let (cr, sr) = (fds[3 + 2 * i].revents, fds[4 + 2 * i].revents);
-            if cr != 0 || sr != 0 {
+            if cr != 0 || sr != 0 || c.waits_for_client() {
                 st.progress(c, cr, sr, now);
             }
             if !c.done {

@@ -1,7 +1,7 @@
 //! The concentrator's only `unsafe` code: safe wrappers for the libc calls std does not offer
 //! (an `IPPROTO_MPTCP` listener with TCP Fast Open, `accept4`, a non-blocking `connect` with
-//! `TCP_MAXSEG`, `SO_ERROR`, `pipe2`, `splice`, `RLIMIT_NOFILE`). Every wrapper checks sizes
-//! itself and turns `-1` into [`std::io::Error::last_os_error`].
+//! `TCP_MAXSEG`, `SO_ERROR`, the state in `TCP_INFO`, `pipe2`, `splice`, `RLIMIT_NOFILE`).
+//! Every wrapper checks sizes itself and turns `-1` into [`std::io::Error::last_os_error`].
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -282,4 +282,30 @@ pub fn raise_nofile(want: u64) -> u64 {
     } else {
         cur
     }
+}
+
+/// `tcpi_state` value of a TCP socket whose handshake is not complete yet (a TCP Fast Open
+/// child is accepted in this state, before the client's third ACK).
+pub const TCP_SYN_RECV: u8 = 3;
+
+/// `tcpi_state` of a socket (`TCP_INFO`, first byte only). On an MPTCP socket the kernel
+/// answers for its first subflow.
+pub fn tcp_state(fd: RawFd) -> io::Result<u8> {
+    // Only the first field is wanted: the kernel copies min(len, sizeof(struct tcp_info)).
+    let mut state = [0u8; 8];
+    let mut len = state.len() as libc::socklen_t;
+    // SAFETY: `state` and `len` are valid for writes and `len` holds the size of `state`.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            state.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    if len < 1 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "short TCP_INFO"));
+    }
+    Ok(state[0])
 }
