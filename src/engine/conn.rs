@@ -387,10 +387,11 @@ impl Subflow {
         if let Some((end, t)) = self.rtt_probe {
             if !seq_lt(self.snd_una, end) {
                 let sample = now.saturating_sub(t).max(1);
+                // A fast-moving average: the scheduler reacts to queues building up.
                 self.srtt = if self.srtt == 0 {
                     sample
                 } else {
-                    (7 * self.srtt + sample) / 8
+                    (self.srtt + sample) / 2
                 };
                 if self.min_rtt == 0 || sample < self.min_rtt {
                     self.min_rtt = sample;

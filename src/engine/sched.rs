@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::conn::{Conn, SubState};
+use super::conn::{Conn, SubState, SEG};
 use super::Micros;
 use crate::wire::seq::{seq_gt, seq_lt};
 
@@ -131,34 +131,47 @@ impl SendState {
     }
 }
 
-/// The subflow that should carry `len` new bytes now: among the established subflows with
-/// room in their in-flight allowance, the one with the lowest smoothed RTT (the fastest is
-/// filled first, the others take what it cannot); when none has room, the least full.
-/// Backup subflows only when no other is established. As Linux's default scheduler does, but
-/// with the allowance estimated here, since the converter cannot see the LAN host's window.
+/// Queueing delay a subflow may build before new data prefers another one.
+const QUEUE_TARGET: Micros = 2_000;
+
+/// The subflow that should carry `len` new bytes now. Among the established subflows, the
+/// first group that is not empty wins:
+/// 1. room in the in-flight allowance and little queueing (RTT within [`QUEUE_TARGET`] or a
+///    quarter of its lowest RTT): the lowest expected delay wins — the fastest path is used
+///    until its queue grows, then the others take the rest, so their rates add up;
+/// 2. room in the allowance: the lowest expected delay;
+/// 3. the least full.
+///
+/// A nearly idle subflow's RTT samples carry the server's delayed ACK, so its lowest RTT
+/// stands for its delay. Backup subflows only when no other is established.
 pub fn choose(conn: &Conn, len: u32) -> u8 {
-    let mut fits: Option<(Micros, u8)> = None;
-    let mut least: Option<(u64, u8)> = None;
-    for pass in [false, true] {
+    for backup in [false, true] {
+        let mut best: [Option<(Micros, u32, u8)>; 3] = [None; 3];
         for (i, s) in conn.subs.iter().enumerate() {
             let Some(s) = s else { continue };
-            if s.state != SubState::Established || s.backup != pass {
+            if s.state != SubState::Established || s.backup != backup {
                 continue;
             }
             let inflight = s.snd_nxt.wrapping_sub(s.snd_una);
-            if inflight.saturating_add(len) <= s.cwnd {
-                if fits.is_none_or(|f| s.srtt < f.0) {
-                    fits = Some((s.srtt, i as u8));
-                }
+            let delay = if inflight < 2 * SEG { s.min_rtt } else { s.srtt };
+            let room = inflight.saturating_add(len) <= s.cwnd;
+            let calm = s.min_rtt == 0 || delay <= s.min_rtt + QUEUE_TARGET.max(s.min_rtt / 4);
+            let group = match (room, calm) {
+                (true, true) => 0,
+                (true, false) => 1,
+                _ => 2,
+            };
+            let key = if group == 2 {
+                (0, (inflight as u64 * 1024 / s.cwnd.max(1) as u64) as u32, i as u8)
             } else {
-                let fill = inflight as u64 * 1024 / s.cwnd.max(1) as u64;
-                if least.is_none_or(|l| fill < l.0) {
-                    least = Some((fill, i as u8));
-                }
+                (delay, inflight, i as u8)
+            };
+            if best[group].is_none_or(|b| (key.0, key.1) < (b.0, b.1)) {
+                best[group] = Some(key);
             }
         }
-        if let Some((_, i)) = fits.or(least) {
-            return i;
+        if let Some(b) = best.iter().flatten().next() {
+            return b.2;
         }
     }
     0
