@@ -153,7 +153,11 @@ pub fn choose(conn: &Conn, len: u32) -> u8 {
                 continue;
             }
             let inflight = s.snd_nxt.wrapping_sub(s.snd_una);
-            let delay = if inflight < 2 * SEG { s.min_rtt } else { s.srtt };
+            let delay = if inflight < 2 * SEG {
+                s.min_rtt
+            } else {
+                s.srtt
+            };
             let room = inflight.saturating_add(len) <= s.cwnd;
             let calm = s.min_rtt == 0 || delay <= s.min_rtt + QUEUE_TARGET.max(s.min_rtt / 4);
             let group = match (room, calm) {
@@ -162,7 +166,11 @@ pub fn choose(conn: &Conn, len: u32) -> u8 {
                 _ => 2,
             };
             let key = if group == 2 {
-                (0, (inflight as u64 * 1024 / s.cwnd.max(1) as u64) as u32, i as u8)
+                (
+                    0,
+                    (inflight as u64 * 1024 / s.cwnd.max(1) as u64) as u32,
+                    i as u8,
+                )
             } else {
                 (delay, inflight, i as u8)
             };
