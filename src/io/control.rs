@@ -427,7 +427,7 @@ mod tests {
             "{\"mode\":\"implicit\",\"uplinks\":[{\"name\":\"dsl\",\"device\":\"up1\",\"addr4\":\"100.64.1.2\",\"addr6\":\"2001:db8::2\",\"mtu\":1500,\"subflows\":1},{\"name\":\"lte\",\"device\":\"up2\",\"addr4\":\"10.0.2.2\",\"addr6\":null,\"mtu\":1400,\"subflows\":0}],"
         ), "{j}");
         assert!(j.contains(
-            "\"connections\":[{\"client\":\"192.168.1.10:51000\",\"server\":\"[2001:db8::5]:443\",\"state\":\"established\",\"subflows\":[{\"uplink\":\"dsl\",\"port\":61234,\"state\":\"established\"}]}]"
+            "\"connections\":[{\"client\":\"192.168.1.10:51000\",\"server\":\"[2001:db8::5]:443\",\"state\":\"established\",\"subflows\":[{\"uplink\":\"dsl\",\"port\":61234,\"state\":\"established\",\"backup\":false,\"srtt_us\":0,\"inflight\":0}]}]"
         ), "{j}");
         assert!(j.contains("\"counters\":{\"MPCapableSYNTX\":2,\"MPCapableSYNACKRX\":0,"));
         assert!(j.ends_with(
@@ -445,7 +445,7 @@ mod tests {
             t.contains("  dsl: dev up1 addr 100.64.1.2 addr6 2001:db8::2 mtu 1500 subflows 1\n")
         );
         assert!(t.contains(
-            "  192.168.1.10:51000 -> [2001:db8::5]:443 established\n    dsl:61234 established\n"
+            "  192.168.1.10:51000 -> [2001:db8::5]:443 established\n    dsl:61234 established srtt 0.0 ms in flight 0 B\n"
         ));
         assert!(t.contains("counters:\nMPCapableSYNTX 2\nio:\n"));
         assert!(!t.contains("MPJoinSynTx"));
