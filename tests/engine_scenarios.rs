@@ -250,26 +250,30 @@ fn fallback_without_mp_capable() {
     assert_eq!(e.counters().conn_fallback, 1);
 }
 
-#[test]
-fn multipath_reception_and_ack_projection() {
-    let (mut e, port, key) = handshake();
+/// A DSS with a 64-bit DATA_ACK and mapping.
+fn dss(data_ack: u64, dsn: u64, ssn: u32, len: u16) -> OptWriter {
+    opt(MptcpOption::Dss(Dss {
+        data_fin: false,
+        data_ack: Some(data_ack),
+        ack64: true,
+        mapping: Some(Mapping {
+            dsn,
+            dsn64: true,
+            ssn,
+            len,
+            checksum: None,
+        }),
+    }))
+}
+
+/// After [`handshake`]: server data with a DSS (100 bytes at SSN 1) confirms our key, the join
+/// SYN goes out on uplink 1, the server's SYN/ACK (ISN 9000) is verified and answered.
+/// Returns the join's source port and our ISN on it.
+fn confirm_and_join(e: &mut Engine, port: u16, key: u64) -> (u16, u32) {
     let (_, server_idsn) = crypto::token_idsn(SERVER_KEY);
     let (_, local_idsn) = crypto::token_idsn(key);
+    let dss = |dsn, ssn, len| dss(local_idsn + 1, dsn, ssn, len);
     // Server data on the initial subflow with a DSS: this confirms our key, so the join starts.
-    let dss = |dsn: u64, ssn: u32, len: u16| {
-        opt(MptcpOption::Dss(Dss {
-            data_fin: false,
-            data_ack: Some(local_idsn + 1),
-            ack64: true,
-            mapping: Some(Mapping {
-                dsn,
-                dsn64: true,
-                ssn,
-                len,
-                checksum: None,
-            }),
-        }))
-    };
     let mut d0 = build(&Pkt {
         src: (SERVER, 80),
         dst: (UP0, port),
@@ -280,7 +284,7 @@ fn multipath_reception_and_ack_projection() {
         payload: vec![1; 100],
     });
     e.handle(3, Side::Uplink(0), &mut d0);
-    let out = drain(&mut e);
+    let out = drain(e);
     let to_client: Vec<_> = out.iter().filter(|o| o.0 == Dest::Lan).collect();
     let joins: Vec<_> = out.iter().filter(|o| o.0 == Dest::Uplink(1)).collect();
     assert_eq!(to_client.len(), 1);
@@ -315,7 +319,7 @@ fn multipath_reception_and_ack_projection() {
         payload: vec![],
     });
     e.handle(4, Side::Uplink(1), &mut jsa);
-    let out = drain(&mut e);
+    let out = drain(e);
     assert_eq!(out.len(), 1);
     let want = crypto::join_hmac(key, SERVER_KEY, nonce, snonce);
     match mptcp_opts(&out[0].1)[..] {
@@ -323,13 +327,23 @@ fn multipath_reception_and_ack_projection() {
         ref o => panic!("{o:?}"),
     }
     assert_eq!(e.counters().mp_join_synack_rx, 1);
+    (jp.sport, jp.seq)
+}
+
+#[test]
+fn multipath_reception_and_ack_projection() {
+    let (mut e, port, key) = handshake();
+    let (_, server_idsn) = crypto::token_idsn(SERVER_KEY);
+    let (_, local_idsn) = crypto::token_idsn(key);
+    let dss = |dsn, ssn, len| dss(local_idsn + 1, dsn, ssn, len);
+    let (jport, jisn) = confirm_and_join(&mut e, port, key);
 
     // Server data on the join (DSN 200..300 after a gap 100..200 still in flight on subflow 0).
     let mut j1 = build(&Pkt {
         src: (SERVER, 80),
-        dst: (UP1, jp.sport),
+        dst: (UP1, jport),
         seq: 9001,
-        ack: jp.seq + 1,
+        ack: jisn + 1,
         flags: ACK,
         opts: dss(server_idsn + 201, 1, 100),
         payload: vec![2; 100],
@@ -417,6 +431,88 @@ fn multipath_reception_and_ack_projection() {
     }
     let _ = FIN;
     let _ = SocketAddr::new(IpAddr::V4(CLIENT), 0);
+}
+
+#[test]
+fn mp_prio_backup_moves_the_hosts_data() {
+    let (mut e, port, key) = handshake();
+    let (_, local_idsn) = crypto::token_idsn(key);
+    let (jport, jisn) = confirm_and_join(&mut e, port, key);
+    let client = |seq: u32, data: &[u8]| Pkt {
+        src: (CLIENT, 40000),
+        dst: (SERVER, 80),
+        seq,
+        ack: 5101,
+        flags: ACK | PSH,
+        opts: OptWriter::new(),
+        payload: data.to_vec(),
+    };
+    // The join's first ACK from the server establishes it.
+    let mut a = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP1, jport),
+        seq: 9001,
+        ack: jisn + 1,
+        flags: ACK,
+        opts: opt(MptcpOption::Dss(Dss {
+            data_fin: false,
+            data_ack: Some(local_idsn + 1),
+            ack64: true,
+            mapping: None,
+        })),
+        payload: vec![],
+    });
+    e.handle(5, Side::Uplink(1), &mut a);
+    drain(&mut e);
+    // Host data while the initial subflow is active: on uplink 0.
+    e.handle(6, Side::Lan, &mut build(&client(1001, &[7; 50])));
+    let out = drain(&mut e);
+    assert!(out
+        .iter()
+        .all(|o| o.0 != Dest::Uplink(1) || IpTcp::parse(&o.1).unwrap().payload_len == 0));
+    let d0: Vec<_> = out.iter().filter(|o| o.0 == Dest::Uplink(0)).collect();
+    assert_eq!(IpTcp::parse(&d0[0].1).unwrap().payload_len, 50);
+    // The server makes the initial subflow a backup (MP_PRIO on it, RFC 8684 §3.3.8).
+    let mut prio = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP0, port),
+        seq: 5101,
+        ack: 1001,
+        flags: ACK,
+        opts: opt(MptcpOption::MpPrio { backup: true }),
+        payload: vec![],
+    });
+    e.handle(7, Side::Uplink(0), &mut prio);
+    drain(&mut e);
+    assert_eq!(e.counters().mp_prio_rx, 1);
+    // New host data now goes on the join, with a mapping to its DSN and the join's SSN 1.
+    e.handle(8, Side::Lan, &mut build(&client(1051, &[8; 60])));
+    let out = drain(&mut e);
+    let on1: Vec<_> = out.iter().filter(|o| o.0 == Dest::Uplink(1)).collect();
+    assert_eq!(on1.len(), 1, "{out:?}");
+    let p1 = IpTcp::parse(&on1[0].1).unwrap();
+    assert_eq!((p1.seq, p1.payload_len), (jisn + 1, 60));
+    match mptcp_opts(&on1[0].1)[..] {
+        [MptcpOption::Dss(Dss {
+            mapping: Some(m), ..
+        })] => {
+            assert_eq!(
+                (m.dsn as u32, m.ssn, m.len),
+                ((local_idsn + 51) as u32, 1, 60)
+            );
+        }
+        ref o => panic!("{o:?}"),
+    }
+    // A retransmission of the first bytes keeps its subflow and mapping (paper §3.3).
+    e.handle(9, Side::Lan, &mut build(&client(1001, &[7; 50])));
+    let out = drain(&mut e);
+    let r: Vec<_> = out
+        .iter()
+        .filter(|o| IpTcp::parse(&o.1).unwrap().payload_len > 0)
+        .collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0, Dest::Uplink(0));
+    assert_eq!(IpTcp::parse(&r[0].1).unwrap().seq, 1001);
 }
 
 #[test]

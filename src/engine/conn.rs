@@ -476,9 +476,11 @@ pub struct Conn {
     pub remote: SocketAddr,
     /// Explicit mode only.
     pub convert: Option<Box<ConvertState>>,
-    /// The SEND table, when the LAN host's data is spread over the subflows (scheduler
-    /// weighted); without it the host's data goes on the initial subflow 1:1.
+    /// The SEND table (every MPTCP connection has one; `Option` only to lend it out).
     pub send: Option<Box<super::sched::SendState>>,
+    /// Spread the host's data over all subflows (scheduler weighted) rather than the single
+    /// active one.
+    pub weighted: bool,
     /// Bytes the router put before the LAN host's data on the initial subflow (the Convert
     /// request)...
     pub c_shift: u32,

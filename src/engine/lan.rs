@@ -164,7 +164,7 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) -> (Verdict
         }
         ConnState::Mptcp => {
             if p.flags & RST != 0 {
-                fastclose(ctx, conn, p);
+                fastclose_all(ctx, conn);
                 after.remove = true;
             } else if p.flags & SYN == 0 {
                 converted(ctx, conn, pkt, p);
@@ -189,49 +189,8 @@ pub fn note_close(ctx: &mut Ctx, conn: &mut Conn, p: &IpTcp, from_lan: bool) {
     }
 }
 
-/// The LAN host reset its connection: RST with MP_FASTCLOSE and MP_TCPRST on every subflow
-/// (RFC 8684 §3.5, v1 sends MP_FASTCLOSE on a RST).
-fn fastclose(ctx: &mut Ctx, conn: &Conn, p: &IpTcp) {
-    for (i, sub) in conn.subs.iter().enumerate() {
-        let Some(sub) = sub else { continue };
-        if sub.state == SubState::Closed {
-            continue;
-        }
-        let mut w = OptWriter::new();
-        emit::mptcp(
-            &mut w,
-            &MptcpOption::MpFastclose {
-                key: conn.remote_key,
-            },
-        );
-        emit::mptcp(
-            &mut w,
-            &MptcpOption::MpTcpRst {
-                reason: 0,
-                transient: false,
-            },
-        );
-        let seq = if i == 0 {
-            conn.sseq_of_cseq(p.seq)
-        } else {
-            sub.snd_nxt
-        };
-        let spec = ctx.spec_to_server(conn, sub, seq, sub.rcv_ack, RST | ACK, 0, p);
-        emit::segment(
-            ctx.tx,
-            ctx.counters,
-            Dest::Uplink(sub.uplink),
-            &spec,
-            &w,
-            &[],
-            Some(0),
-        );
-        ctx.counters.mp_fastclose_tx += 1;
-        ctx.counters.mp_rst_tx += 1;
-    }
-}
-
-/// Reset every subflow with MP_FASTCLOSE (the connection is given up on our side).
+/// Reset every subflow with MP_FASTCLOSE and MP_TCPRST: the LAN host reset its connection, or
+/// we give it up (RFC 8684 §3.5: v1 sends MP_FASTCLOSE on a RST).
 pub fn fastclose_all(ctx: &mut Ctx, conn: &Conn) {
     for sub in conn.subs() {
         if sub.state == SubState::Closed || sub.state == SubState::SynSent {

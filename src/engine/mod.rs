@@ -506,16 +506,14 @@ impl Engine {
             convert = Some(Box::new(req));
         }
         let c_shift = convert.as_ref().map_or(0, |c| c.req_len as u32);
-        let send = match &self.cfg.explicit {
-            Some(x) if x.weighted => Some(Box::default()),
-            _ => None,
-        };
+        let weighted = self.cfg.explicit.as_ref().is_some_and(|x| x.weighted);
         let c = Conn {
             client,
             server,
             remote,
             convert,
-            send,
+            send: Some(Box::default()),
+            weighted,
             c_shift,
             c_dshift: c_shift,
             s_shift: 0,

@@ -1,8 +1,9 @@
-//! Upload over several subflows (explicit mode, `scheduler weighted`): the SEND table of seed
-//! paper §3.3 maps the LAN host's bytes to (subflow, subflow sequence number), so that a
-//! retransmission keeps its subflow and mapping, and the subflow to carry new data is chosen
-//! by its smoothed round-trip time (the subflow that delivers soonest). A fast uplink's queue
-//! grows until its delay matches the slower one's, so both stay busy: their rates add up.
+//! Which subflow carries the LAN host's data. The SEND table of seed paper §3.3 maps the
+//! host's bytes to (subflow, subflow sequence number), so that a retransmission keeps its
+//! subflow and mapping. New data goes on the single active subflow (the paper's sender; a
+//! subflow the server made a backup with MP_PRIO is left), or, with `scheduler weighted`
+//! (explicit mode), on the subflow that delivers it soonest: a fast uplink's queue grows until
+//! its delay matches the slower one's, so both stay busy and their rates add up.
 
 use std::collections::VecDeque;
 
@@ -131,6 +132,24 @@ impl SendState {
     }
 }
 
+/// The paper's single active subflow: the first established one that the server did not
+/// make a backup (MP_PRIO, RFC 8684 §3.3.8), the initial subflow while it can; a backup one
+/// only when there is nothing else.
+pub fn active(conn: &Conn) -> u8 {
+    let mut fallback = None;
+    for (i, s) in conn.subs.iter().enumerate() {
+        let Some(s) = s else { continue };
+        if s.state != SubState::Established {
+            continue;
+        }
+        if !s.backup {
+            return i as u8;
+        }
+        fallback.get_or_insert(i as u8);
+    }
+    fallback.unwrap_or(0)
+}
+
 /// Queueing delay a subflow may build before new data prefers another one.
 const QUEUE_TARGET: Micros = 2_000;
 
@@ -145,6 +164,9 @@ const QUEUE_TARGET: Micros = 2_000;
 /// A nearly idle subflow's RTT samples carry the server's delayed ACK, so its lowest RTT
 /// stands for its delay. Backup subflows only when no other is established.
 pub fn choose(conn: &Conn, len: u32) -> u8 {
+    if !conn.weighted {
+        return active(conn);
+    }
     for backup in [false, true] {
         let mut best: [Option<(Micros, u32, u8)>; 3] = [None; 3];
         for (i, s) in conn.subs.iter().enumerate() {

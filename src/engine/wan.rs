@@ -413,10 +413,7 @@ fn mptcp(
     } else if let Some(fd) = conn.s_data_fin.filter(|_| data_fin) {
         // A bare DATA_FIN: the LAN host gets a FIN at its place in the stream.
         data_to_client(ctx, conn, si, fd, &[], Some(0), true, p, &[]);
-    } else if data_ack_moved
-        || conn.send.is_none() && si == 0 && (p.window != 0 || opts.sack_n > 0)
-        || conn.send.is_some() && opts.sack_n > 0
-    {
+    } else if data_ack_moved || !conn.weighted && si == 0 && p.window != 0 || opts.sack_n > 0 {
         // A pure ACK: the LAN host needs the data-level ACK progress and window updates; SACK
         // blocks of the initial subflow are in the host's own space (its data goes there 1:1).
         data_to_client(
@@ -492,18 +489,10 @@ fn data_to_client(
         let mut b = [(0u32, 0u32); 4];
         let mut n = 0;
         match &conn.send {
-            // Weighted: through the SEND table, from this subflow's numbers to the host's.
+            // Through the SEND table, from this subflow's numbers to the host's.
             Some(send) => {
                 for &(l, r) in sacks {
                     n += send.to_host(si, l, r, &mut b[n..]);
-                }
-            }
-            // The initial subflow carries the host's bytes 1:1, behind what we put before them
-            // (the Convert request in explicit mode).
-            None if si == 0 => {
-                n = sacks.len().min(4);
-                for (o, &(l, r)) in b.iter_mut().zip(&sacks[..n]) {
-                    *o = (l.wrapping_sub(conn.c_shift), r.wrapping_sub(conn.c_shift));
                 }
             }
             None => {}
