@@ -488,14 +488,11 @@ fn data_to_client(
     if conn.sack && data.is_empty() && !sacks.is_empty() {
         let mut b = [(0u32, 0u32); 4];
         let mut n = 0;
-        match &conn.send {
-            // Through the SEND table, from this subflow's numbers to the host's.
-            Some(send) => {
-                for &(l, r) in sacks {
-                    n += send.to_host(si, l, r, &mut b[n..]);
-                }
+        // Through the SEND table, from this subflow's numbers to the host's.
+        if let Some(send) = &conn.send {
+            for &(l, r) in sacks {
+                n += send.to_host(si, l, r, &mut b[n..]);
             }
-            None => {}
         }
         w.sack(&b[..n]);
     }
