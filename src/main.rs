@@ -152,7 +152,10 @@ fn summary(cfg: &Config) -> String {
     let _ = writeln!(s, "mode: {mode}");
     let _ = writeln!(s, "lan: {}", cfg.lan.join(" "));
     for (i, u) in cfg.uplinks.iter().enumerate() {
-        let _ = write!(s, "uplink {}: device {}", u.name, u.device);
+        let _ = write!(s, "uplink {}:", u.name);
+        if let Some(d) = &u.device {
+            let _ = write!(s, " device {d}");
+        }
         if let Some(g) = u.gateway {
             let _ = write!(s, " gateway {g}");
         }
@@ -161,6 +164,9 @@ fn summary(cfg: &Config) -> String {
         }
         if let Some(m) = u.mtu {
             let _ = write!(s, " mtu {m}");
+        }
+        if let Some(i) = &u.interface {
+            let _ = write!(s, " interface {i}");
         }
         let _ = writeln!(
             s,

@@ -22,10 +22,9 @@ use uci::{Section, Value};
 
 /// Options accepted and ignored because later versions will use them: `(section type, option)`.
 ///
-/// - `uplink`: `interface` (netifd interface to follow), `backup` (RFC 8684 backup flag),
-///   `weight` (scheduler weight), `probe` (liveness probing).
+/// - `uplink`: `backup` (RFC 8684 backup flag), `weight` (scheduler weight), `probe` (liveness
+///   probing).
 pub const RESERVED: &[(&str, &str)] = &[
-    ("uplink", "interface"),
     ("uplink", "backup"),
     ("uplink", "weight"),
     ("uplink", "probe"),
@@ -57,7 +56,14 @@ const MPCONV_KEYS: &[&str] = &[
 ];
 
 /// Options of `config uplink`, as listed in messages.
-const UPLINK_KEYS: &[&str] = &["device", "gateway", "gateway6", "mtu", "disabled"];
+const UPLINK_KEYS: &[&str] = &[
+    "device",
+    "interface",
+    "gateway",
+    "gateway6",
+    "mtu",
+    "disabled",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -89,11 +95,19 @@ pub enum FirewallBackend {
 pub struct Uplink {
     /// The UCI section name (`config uplink 'dsl'` → "dsl").
     pub name: String,
-    /// Linux network device (`option device`).
-    pub device: String,
-    /// Next hop for IPv4 (`option gateway`), if any.
+    /// Linux network device (`option device`). At least one of `device` and `interface` is
+    /// set; with only `interface`, the device is netifd's `l3_device` at start.
+    pub device: Option<String>,
+    /// netifd interface behind the uplink (`option interface 'wan'`, the name in
+    /// /etc/config/network). At start, whatever is not given explicitly comes from netifd
+    /// (`ubus call network.interface.NAME status`, see `io::netifd`): the device (its
+    /// `l3_device`), the addresses (always: there is no address option) and the gateways
+    /// (its default routes). The init script restarts the daemon on the interface's events,
+    /// so the uplink follows changes (with a restart).
+    pub interface: Option<String>,
+    /// Next hop for IPv4 (`option gateway`), if any (with `interface`: else netifd's).
     pub gateway: Option<IpAddr>,
-    /// Next hop for IPv6 (`option gateway6`), if any.
+    /// Next hop for IPv6 (`option gateway6`), if any (with `interface`: else netifd's).
     pub gateway6: Option<IpAddr>,
     /// MTU override (`option mtu`); otherwise the device's MTU is read at start.
     pub mtu: Option<u16>,
@@ -150,7 +164,7 @@ pub struct Config {
     pub exclude_port: Vec<u16>,
     /// `config uplink` sections in file order (at least one when enabled, at most
     /// [`MAX_UPLINKS`]; the first carries the initial subflow). Sections with `option disabled
-    /// '1'` are validated (but need no `device`) and left out.
+    /// '1'` are validated (but need no `device` or `interface`) and left out.
     pub uplinks: Vec<Uplink>,
 }
 
@@ -255,21 +269,34 @@ pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> 
         let Some(uplink) = sec.uplink()? else {
             continue;
         };
-        if let Some(other) = config.uplinks.iter().find(|u| u.device == uplink.device) {
-            return Err(sec.opt_err(
-                sec.line_of("device"),
-                "device",
-                format!(
-                    "'{}' is already used by uplink '{}' (line {})",
-                    uplink.device, other.name, other.line
-                ),
-            ));
+        for key in ["device", "interface"] {
+            let value = |u: &Uplink| match key {
+                "device" => u.device.clone(),
+                _ => u.interface.clone(),
+            };
+            let Some(mine) = value(&uplink) else {
+                continue;
+            };
+            if let Some(other) = config
+                .uplinks
+                .iter()
+                .find(|u| value(u).as_ref() == Some(&mine))
+            {
+                return Err(sec.opt_err(
+                    sec.line_of(key),
+                    key,
+                    format!(
+                        "'{mine}' is already used by uplink '{}' (line {})",
+                        other.name, other.line
+                    ),
+                ));
+            }
         }
-        if config.lan.contains(&uplink.device) {
+        if let Some(dev) = uplink.device.as_ref().filter(|d| config.lan.contains(d)) {
             return Err(sec.opt_err(
                 sec.line_of("device"),
                 "device",
-                format!("'{}' is also listed in 'lan'", uplink.device),
+                format!("'{dev}' is also listed in 'lan'"),
             ));
         }
         if config.uplinks.len() >= MAX_UPLINKS {
@@ -295,7 +322,8 @@ pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> 
             return Err(main.err(
                 main.sec.line,
                 "no enabled 'config uplink' section: add at least one (e.g. `config uplink \
-                 'wan'` with `option device 'eth1'`), or set `option enabled '0'`"
+                 'wan'` with `option device 'eth1'` or `option interface 'wan'`), or set \
+                 `option enabled '0'`"
                     .into(),
             ));
         }
@@ -552,7 +580,8 @@ impl Sec<'_> {
         };
         let disabled = self.get("disabled", boolean)?.unwrap_or(false);
         let device = self.get("device", |v| device(v).map(|()| v.to_string()))?;
-        let Some(device) = device.filter(|_| !disabled) else {
+        let interface = self.get("interface", |v| interface(v).map(|()| v.to_string()))?;
+        if device.is_none() && interface.is_none() || disabled {
             if disabled {
                 // Still check the rest, but a disabled placeholder needs no device.
                 self.get("gateway", gateway4)?;
@@ -563,12 +592,15 @@ impl Sec<'_> {
             return Err(self.opt_err(
                 self.sec.line,
                 "device",
-                "missing (required: the Linux network device, e.g. `option device 'eth1'`)".into(),
+                "missing (required: the Linux network device, e.g. `option device 'eth1'`, \
+                 or the netifd interface, e.g. `option interface 'wan'`)"
+                    .into(),
             ));
-        };
+        }
         let uplink = Uplink {
             name,
             device,
+            interface,
             gateway: self.get("gateway", gateway4)?.map(IpAddr::V4),
             gateway6: self.get("gateway6", gateway6)?.map(IpAddr::V6),
             mtu: self
@@ -629,6 +661,20 @@ fn device(v: &str) -> Result<(), String> {
     {
         return Err(
             "is not a network device name (1 to 15 characters, no '/', ':' or spaces)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A netifd interface name: a UCI section name (letters, digits, `_`) of at most 15 characters,
+/// as LuCI allows for new interfaces (`and(uciname,maxlength(15))`). It becomes the ubus object
+/// `network.interface.NAME`.
+fn interface(v: &str) -> Result<(), String> {
+    if v.is_empty() || v.len() > 15 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(
+            "is not a netifd interface name (1 to 15 letters, digits or _, as in \
+                    /etc/config/network, e.g. 'wan')"
+                .into(),
         );
     }
     Ok(())

@@ -76,7 +76,8 @@ fn defaults() {
         c.uplinks,
         vec![Uplink {
             name: "dsl".into(),
-            device: "eth1".into(),
+            device: Some("eth1".into()),
+            interface: None,
             gateway: None,
             gateway6: None,
             mtu: None,
@@ -147,7 +148,8 @@ fn every_key() {
     assert_eq!(c.uplinks.len(), 2);
     let dsl = &c.uplinks[0];
     assert_eq!(dsl.name, "dsl");
-    assert_eq!(dsl.device, "pppoe-wan");
+    assert_eq!(dsl.device.as_deref(), Some("pppoe-wan"));
+    assert_eq!(dsl.interface.as_deref(), Some("wan"));
     assert_eq!(dsl.gateway, Some("192.0.2.254".parse().unwrap()));
     assert_eq!(dsl.gateway6, Some("fe80::1".parse().unwrap()));
     assert_eq!(dsl.mtu, Some(1492));
@@ -208,8 +210,10 @@ fn value_variants() {
     assert_eq!(ok(t).lan, vec!["br-lan", "eth3"]);
     // Later `option` replaces an earlier one, as libuci does.
     assert_eq!(
-        ok(&format!("{BASE}\toption device 'eth2'\n")).uplinks[0].device,
-        "eth2"
+        ok(&format!("{BASE}\toption device 'eth2'\n")).uplinks[0]
+            .device
+            .as_deref(),
+        Some("eth2")
     );
 }
 
@@ -219,6 +223,7 @@ fn quoting_in_values() {
         ok(&with_uplink(&format!("option device {v}"))).uplinks[0]
             .device
             .clone()
+            .unwrap()
     };
     assert_eq!(dev("eth2"), "eth2");
     assert_eq!(dev("\"eth2\""), "eth2");
@@ -318,7 +323,7 @@ fn shipped_file() {
         vec!["wan", "wwan0"]
     );
     assert_eq!(c.uplinks[0].gateway6, None);
-    assert_eq!(c.uplinks[1].device, "wwan0");
+    assert_eq!(c.uplinks[1].device.as_deref(), Some("wwan0"));
     let defaults = ok(BASE);
     assert_eq!(c.port_range, defaults.port_range);
     assert_eq!(c.mark, defaults.mark);
@@ -463,9 +468,20 @@ fn bad_values_name_file_line_section_key() {
         (
             "option secret x",
             "secret",
-            "unknown option (known: device, gateway, gateway6, mtu, disabled)",
+            "unknown option (known: device, interface, gateway, gateway6, mtu, disabled)",
         ),
         ("option gatway 1.2.3.4", "gatway", "did you mean 'gateway'?"),
+        (
+            "option interface 'wan-2'",
+            "interface",
+            "'wan-2' is not a netifd interface name (1 to 15 letters, digits or _",
+        ),
+        ("list interface 'wan'", "interface", "use `option`"),
+        (
+            "option interfaces 'wan'",
+            "interfaces",
+            "did you mean 'interface'?",
+        ),
     ] {
         let e = uplink_err(line, key);
         assert!(e.contains(text), "{e:?} should contain {text:?}");
@@ -475,7 +491,7 @@ fn bad_values_name_file_line_section_key() {
         e,
         format!(
             "{FILE}:7: section 'dsl' (uplink), option 'gatway': unknown option (known: device, \
-             gateway, gateway6, mtu, disabled; did you mean 'gateway'?)"
+             interface, gateway, gateway6, mtu, disabled; did you mean 'gateway'?)"
         )
     );
 }
@@ -783,4 +799,92 @@ fn explicit_mode_keys() {
         e.contains("option 'exclude': '10.0.0.1/8' has host bits set"),
         "{e}"
     );
+}
+
+#[test]
+fn uplink_interface() {
+    // `interface` alone: device, addresses and gateways come from netifd at start.
+    let text = "config mpconv 'main'\n\tlist lan 'br-lan'\n\n\
+                config uplink 'dsl'\n\toption interface 'wan'\n\n\
+                config uplink 'lte'\n\toption interface 'wwan_4'\n\toption device 'wwan0'\n\
+                \toption gateway '10.0.0.1'\n";
+    let c = ok(text);
+    assert_eq!(
+        c.uplinks[0],
+        Uplink {
+            name: "dsl".into(),
+            device: None,
+            interface: Some("wan".into()),
+            gateway: None,
+            gateway6: None,
+            mtu: None,
+            line: 4,
+        }
+    );
+    assert_eq!(c.uplinks[1].interface.as_deref(), Some("wwan_4"));
+    assert_eq!(c.uplinks[1].device.as_deref(), Some("wwan0"));
+    assert_eq!(c.uplinks[1].gateway, Some("10.0.0.1".parse().unwrap()));
+    assert!(!RESERVED.contains(&("uplink", "interface")));
+
+    for v in ["wan", "WAN6", "wwan_4", "a", "_", "abcdefghijklmno"] {
+        let c = ok(&with_uplink(&format!("option interface '{v}'")));
+        assert_eq!(c.uplinks[0].interface.as_deref(), Some(v));
+        assert_eq!(c.uplinks[0].device.as_deref(), Some("eth1"));
+    }
+    // (An empty value is no option at all, as in libuci.)
+    for v in [
+        "abcdefghijklmnop",
+        "wan.2",
+        "wan 2",
+        "w/an",
+        "wän",
+        "wan\\x",
+    ] {
+        let e = uplink_err(&format!("option interface '{v}'"), "interface");
+        assert!(e.contains("is not a netifd interface name"), "{v:?}: {e}");
+    }
+    assert_eq!(
+        uplink_err("option interface 'wan-2'", "interface"),
+        format!(
+            "{FILE}:7: section 'dsl' (uplink), option 'interface': 'wan-2' is not a netifd \
+             interface name (1 to 15 letters, digits or _, as in /etc/config/network, e.g. 'wan')"
+        )
+    );
+
+    // Two uplinks cannot follow the same interface.
+    let e = fails(&format!(
+        "{BASE}\toption interface 'wan'\nconfig uplink 'lte'\n\toption interface 'wan'\n"
+    ));
+    assert_eq!(
+        e,
+        format!("{FILE}:9: section 'lte' (uplink), option 'interface': 'wan' is already used by uplink 'dsl' (line 5)")
+    );
+    // Uplinks with only an interface do not clash on their (unknown) devices.
+    let two = "config mpconv\n list lan br-lan\nconfig uplink a\n option interface wan\n\
+               config uplink b\n option interface wwan\n";
+    assert_eq!(ok(two).uplinks.len(), 2);
+    // Neither device nor interface.
+    let e = fails(&format!(
+        "{BASE}config uplink 'lte'\n\toption gateway '10.0.0.1'\n"
+    ));
+    assert_eq!(
+        e,
+        format!(
+            "{FILE}:7: section 'lte' (uplink), option 'device': missing (required: the Linux \
+             network device, e.g. `option device 'eth1'`, or the netifd interface, e.g. `option \
+             interface 'wan'`)"
+        )
+    );
+    // A disabled placeholder needs neither, but a bad interface name is still an error.
+    ok(&format!(
+        "{BASE}config uplink 'spare'\n\toption disabled '1'\n"
+    ));
+    let e = fails(&format!(
+        "{BASE}config uplink 'spare'\n\toption interface 'a.b'\n\toption disabled '1'\n"
+    ));
+    assert!(e.contains("option 'interface': 'a.b' is not"), "{e}");
+    // A disabled uplink does not claim its interface.
+    ok(&format!(
+        "{BASE}\toption interface 'wan'\nconfig uplink 'x'\n\toption interface 'wan'\n\toption disabled 1\n"
+    ));
 }

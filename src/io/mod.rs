@@ -1,7 +1,8 @@
 //! The daemon's I/O (feature `daemon`): the only code that makes syscalls or runs programs.
 //!
 //! - [`sys`]: the `unsafe` libc wrappers (raw sockets, socket options, poll, signals, clock);
-//! - [`net`]: devices → ifindex, addresses, MTU;
+//! - [`net`]: devices → ifindex, addresses, gateways, MTU;
+//! - [`netifd`]: an uplink's `interface` → device, addresses, gateways (`ubus call`);
 //! - [`routes`]: policy routing per uplink (mark → table → default route);
 //! - [`firewall`]: iptables or nftables rules (NFQUEUE in, notrack out);
 //! - [`control`]: the control socket and its `status` replies;
@@ -12,6 +13,7 @@ pub mod control;
 pub mod daemon;
 pub mod firewall;
 pub mod net;
+pub mod netifd;
 pub mod routes;
 pub mod sys;
 

@@ -62,18 +62,10 @@ pub fn plan(cfg: &Config, ups: &[ResolvedUplink]) -> (Vec<Step>, Vec<Argv>) {
         let mark = uplink_mark(cfg, i);
         let table = uplink_table(cfg, i);
         let prio = RULE_PRIORITY_BASE + i as u32;
-        let cu = cfg.uplinks.get(i);
+        // The gateways as resolved (configured, else netifd's: see net::pick).
         let families = [
-            (
-                "-4",
-                u.addr4.is_some(),
-                cu.and_then(|c| c.gateway).filter(|g| g.is_ipv4()),
-            ),
-            (
-                "-6",
-                u.addr6.is_some(),
-                cu.and_then(|c| c.gateway6).filter(|g| g.is_ipv6()),
-            ),
+            ("-4", u.addr4.is_some(), u.gateway.map(IpAddr::V4)),
+            ("-6", u.addr6.is_some(), u.gateway6.map(IpAddr::V6)),
         ];
         for (fam, present, gw) in families {
             stale.push(rule(fam, "del", mark, table, prio));
@@ -126,7 +118,8 @@ pub(crate) mod tests {
             uplinks: vec![
                 Uplink {
                     name: "dsl".into(),
-                    device: "up1".into(),
+                    device: Some("up1".into()),
+                    interface: None,
                     gateway: Some("100.64.1.1".parse().unwrap()),
                     gateway6: Some("fe80::1".parse().unwrap()),
                     mtu: None,
@@ -134,7 +127,8 @@ pub(crate) mod tests {
                 },
                 Uplink {
                     name: "lte".into(),
-                    device: "up2".into(),
+                    device: Some("up2".into()),
+                    interface: Some("wwan".into()),
                     gateway: None,
                     gateway6: None,
                     mtu: Some(1400),
@@ -152,6 +146,8 @@ pub(crate) mod tests {
                 ifindex: 5,
                 addr4: Some("100.64.1.2".parse().unwrap()),
                 addr6: Some("2001:db8::2".parse().unwrap()),
+                gateway: Some("100.64.1.1".parse().unwrap()),
+                gateway6: Some("fe80::1".parse().unwrap()),
                 mtu: 1500,
             },
             ResolvedUplink {
@@ -160,6 +156,8 @@ pub(crate) mod tests {
                 ifindex: 6,
                 addr4: Some("10.0.2.2".parse().unwrap()),
                 addr6: None,
+                gateway: None,
+                gateway6: None,
                 mtu: 1400,
             },
         ]

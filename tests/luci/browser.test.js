@@ -154,6 +154,8 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   assert.equal(await errorOf(page, 'lte', 'device').isVisible(), false);
   await expectError(page, 'lte', 'gateway6', 'fe80::1%wwan0', /without a %zone/);
   await expectOk(page, 'lte', 'gateway6', 'fe80::1');
+  await expectError(page, 'lte', 'interface', 'wwan-4', /netifd interface name/);
+  await expectOk(page, 'lte', 'interface', 'wwan');
   await expectError(page, 'lte', 'weight', '0', /1 to 100/);
   await expectOk(page, 'lte', 'weight', '');
 
@@ -163,6 +165,10 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   assert.equal(await errorOf(page, 'spare', 'device').isVisible(), false);
   await widget(page, 'spare', 'disabled').uncheck();
   assert.match(await errorOf(page, 'spare', 'device').textContent(), /Required/);
+  // A netifd interface alone is enough (the daemon asks netifd for the device), but not one in use.
+  await expectError(page, 'spare', 'interface', 'wwan', /already used by uplink lte/);
+  await expectOk(page, 'spare', 'interface', 'wan6');
+  assert.equal(await errorOf(page, 'spare', 'device').isVisible(), false);
   await widget(page, 'spare', 'disabled').check();
 
   await widget(page, 'main', 'enabled').check();
@@ -181,7 +187,7 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   const wan = Object.assign({}, ...sets.filter((c) => c.args.section === 'wan').map((c) => c.args.values));
   assert.deepEqual(wan, { device: 'eth1', gateway: '192.168.100.1', mtu: '1492' });
   const lte = Object.assign({}, ...sets.filter((c) => c.args.section === 'lte').map((c) => c.args.values));
-  assert.deepEqual(lte, { device: 'wwan0', gateway6: 'fe80::1' });
+  assert.deepEqual(lte, { device: 'wwan0', gateway6: 'fe80::1', interface: 'wwan' });
   assert.ok(!sets.some((c) => ['concentrator', 'secret', 'scheduler', 'exclude', 'exclude_port'].some((k) => k in c.args.values)), 'inactive explicit-mode fields not written');
   assert.equal(callsOf('uci', 'apply').length, 1, 'uci apply');
   assert.equal(callsOf('uci', 'confirm').length, 1, 'uci confirm');
@@ -195,7 +201,7 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   assert.equal(r.status, 0, 'mpconv check on the saved config:\n' + text + '\n' + r.stdout + r.stderr);
   assert.match(r.stdout, /enabled: yes/);
   assert.match(r.stdout, /uplink wan: device eth1 gateway 192\.168\.100\.1 mtu 1492/);
-  assert.match(r.stdout, /uplink lte: device wwan0 gateway6 fe80::1/);
+  assert.match(r.stdout, /uplink lte: device wwan0 gateway6 fe80::1 interface wwan /);
   assert.doesNotMatch(r.stdout, /uplink spare/);
 
   // After the reload the form shows what was saved.

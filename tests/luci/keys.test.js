@@ -44,7 +44,7 @@ const VALID = {
     log_level: 'debug', queue: '3', idle_timeout: '3600', firewall: 'nftables', mark: '0x6d80000', table: '7000',
   },
   uplink: {
-    device: 'eth1', gateway: '192.168.100.1', gateway6: 'fe80::1', mtu: '1492', backup: '1', weight: '10', disabled: '0',
+    device: 'eth1', interface: 'wan', gateway: '192.168.100.1', gateway6: 'fe80::1', mtu: '1492', backup: '1', weight: '10', disabled: '0',
   },
 };
 const BAD = {
@@ -55,7 +55,7 @@ const BAD = {
     firewall: 'pf', mark: '0x6d70001', table: '253',
   },
   uplink: {
-    device: 'eth1:0', gateway: '224.0.0.1', gateway6: 'ff02::1', mtu: '575', backup: 'maybe', weight: '0', disabled: 'maybe',
+    device: 'eth1:0', interface: 'wan-2', gateway: '224.0.0.1', gateway6: 'ff02::1', mtu: '575', backup: 'maybe', weight: '0', disabled: 'maybe',
   },
 };
 // Edge cases where the form and the daemon must agree (reserved options excluded).
@@ -77,6 +77,7 @@ const EDGES = {
   },
   uplink: {
     device: ['eth1', 'wwan0', 'e'.repeat(15), 'e'.repeat(16), '.', 'a/b', 'eth1:1', 'br-lan'],
+    interface: ['wan', 'wwan_4', 'WAN6', '_', '', 'i'.repeat(15), 'i'.repeat(16), 'wan-2', 'wan.2', 'wan 2', 'wän', 'w/an'],
     gateway: ['192.168.100.1', '0.0.0.0', '255.255.255.255', '239.1.1.1', '240.0.0.1', '10.0.0', '10.0.0.256', '010.0.0.1', 'fe80::1'],
     gateway6: ['fe80::1', '::1', '::', 'ff02::1', 'fe80::1%eth1', '::ffff:1.2.3.4', '::1.2.3.4', '2001:db8::', '192.168.1.1', '1::2::3', '2001:DB8::1'],
     mtu: ['576', '9000', '575', '9001', '1500 ', '01500'],
@@ -153,7 +154,29 @@ test('all options at valid values: mpconv check exits 0', () => {
   const r = check(configText(VALID.mpconv, [['wan', VALID.uplink], ['lte', { device: 'wwan0' }]]));
   assert.ok(r.ok, r.out);
   assert.match(r.out, /enabled: yes/);
-  assert.match(r.out, /uplink wan: device eth1 gateway 192\.168\.100\.1 gateway6 fe80::1 mtu 1492/);
+  assert.match(r.out, /uplink wan: device eth1 gateway 192\.168\.100\.1 gateway6 fe80::1 mtu 1492 interface wan /);
+});
+
+test('an uplink with only a netifd interface: valid for the form and the daemon', () => {
+  const r = check(configText({ enabled: '1', lan: ['br-lan'] }, [['wan', { interface: 'wan' }], ['lte', { interface: 'wwan', gateway: '10.0.0.1' }]]));
+  assert.ok(r.ok, r.out);
+  assert.match(r.out, /uplink wan: interface wan table/);
+  assert.match(r.out, /uplink lte: gateway 10\.0\.0\.1 interface wwan table/);
+  const dev = options.find((x) => x.type === 'uplink' && x.key === 'device').o;
+  const iface = options.find((x) => x.type === 'uplink' && x.key === 'interface').o;
+  assert.equal(typeof dev.check('wan', ''), 'string', 'without an interface the device is required');
+  const section = dev.section, orig = section.formvalue;
+  section.formvalue = function(sid, opt) { return opt === 'interface' ? 'wan' : orig.apply(this, arguments); };
+  try {
+    assert.equal(dev.check('wan', ''), true, 'with an interface the device may be empty');
+  } finally {
+    section.formvalue = orig;
+  }
+  assert.equal(iface.check('wan', ''), true);
+  // Neither: the daemon names the device as missing, as the form does.
+  const r2 = check(configText({ enabled: '1', lan: ['br-lan'] }, [['wan', { mtu: '1500' }]]));
+  assert.ok(!r2.ok);
+  assert.match(r2.out, /option 'device': missing .*or the netifd interface/);
 });
 
 test('each option alone at a bad value: mpconv check fails naming it (reserved ones are ignored)', () => {

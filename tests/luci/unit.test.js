@@ -53,6 +53,12 @@ test('device names (kernel dev_valid_name)', () => {
   for (const v of ['', '.', '..', 'a/b', 'eth0:1', 'br lan', 'a'.repeat(16)]) assert.equal(typeof L.validDevice(v), 'string', v);
 });
 
+test('netifd interface names (uciname, at most 15)', () => {
+  for (const v of ['wan', 'wwan', 'wan6', 'wwan_4', 'WAN', '_', 'a'.repeat(15)]) assert.equal(L.validInterface(v), true, v);
+  for (const v of ['', 'wan-2', 'wan.2', 'wan 2', 'w/an', 'wän', 'a'.repeat(16)]) assert.equal(typeof L.validInterface(v), 'string', v);
+  assert.ok(!L.RESERVED.uplink.includes('interface'), 'interface is a real key now');
+});
+
 test('mark and routing table', () => {
   for (const v of ['0x6d70000', '256', '0XFF00', '4294967040']) assert.equal(L.validMark(v), true, v);
   for (const v of ['0', '0x0', '0x6d70001', '255', '0x100000000', '-256', '0x', 'abc']) assert.equal(typeof L.validMark(v), 'string', v);

@@ -13,7 +13,7 @@
 
 var RESERVED = {
 	mpconv: [],
-	uplink: [ 'interface', 'backup', 'weight', 'probe' ]
+	uplink: [ 'backup', 'weight', 'probe' ]
 };
 
 var MAX_UPLINKS = 8;
@@ -141,6 +141,15 @@ function validDevice(v) {
 	if (v === '' || v.length > 15 || v === '.' || v === '..' || /[\/:\s\x00-\x1f\x7f]/.test(v))
 		return "Expecting a network device name (1 to 15 characters, no '/', ':' or spaces)";
 	return true;
+}
+
+/*
+ * A netifd interface name (a section of /etc/config/network, e.g. 'wan'), as the daemon
+ * checks it: LuCI's and(uciname,maxlength(15)).
+ */
+function validInterface(v) {
+	return /^[A-Za-z0-9_]{1,15}$/.test(String(v)) ? true
+		: "Expecting a netifd interface name (1 to 15 letters, digits or _, e.g. 'wan')";
 }
 
 function validMtu(v) {
@@ -457,6 +466,7 @@ return baseclass.extend({
 	validGateway4: validGateway4,
 	validGateway6: validGateway6,
 	validDevice: validDevice,
+	validInterface: validInterface,
 	validMtu: validMtu,
 	validMark: validMark,
 	validTable: validTable,

@@ -219,14 +219,42 @@ return view.extend({
 			return this.super('handleAdd', [ ev, name ]);
 		};
 
+		/*
+		 * An uplink names its netifd interface, its device, or both: with an interface,
+		 * the daemon takes the device (unless given), the addresses and the gateways
+		 * (unless given) from netifd when it starts, and is restarted on the
+		 * interface's events.
+		 */
+		o = s.option(form.Value, 'interface', _('Interface'),
+			_('The network interface (as in Network → Interfaces, e.g. <code>wan</code>): device, addresses and gateways are taken from it.'));
+		o.editable = true;
+		o.placeholder = 'wan';
+		o.validate = function(section_id, value) {
+			if (value == null || value === '')
+				return true;
+			var ok = logic.validInterface(value);
+			if (ok !== true || this.section.formvalue(section_id, 'disabled') === '1')
+				return ok;
+			var sec = this.section, others = sec.cfgsections();
+			for (var i = 0; i < others.length; i++)
+				if (others[i] !== section_id && sec.formvalue(others[i], 'disabled') !== '1' &&
+				    this.formvalue(others[i]) === value)
+					return _('%s is already used by uplink %s').format(value, others[i]);
+			return true;
+		};
+
 		o = s.option(widgets.DeviceSelect, 'device', _('Device'));
 		o.editable = true;
 		o.noaliases = true;
 		o.nocreate = false;
 		o.validate = function(section_id, value) {
 			var disabled = this.section.formvalue(section_id, 'disabled') === '1';
-			if (value == null || value === '')
-				return disabled ? true : _('Required (or disable the uplink)');
+			if (value == null || value === '') {
+				var iface = this.section.formvalue(section_id, 'interface');
+				if (disabled || (iface != null && iface !== ''))
+					return true;
+				return _('Required, unless an interface is set (or disable the uplink)');
+			}
 			var ok = logic.validDevice(value);
 			if (ok !== true || disabled)
 				return ok;
