@@ -56,6 +56,8 @@ counters! {
     mp_prio_rx => "MPPrioRx",
     /// MP_FAIL received (mid-connection fallback is not supported: the connection is reset).
     mp_fail_rx => "MPFailRx",
+    /// Subflows reset by the peer without MP_FASTCLOSE while others carried on.
+    subflow_reset_rx => "SubflowResetRx",
     /// MP_FASTCLOSE sent (the LAN host reset its connection).
     mp_fastclose_tx => "MPFastcloseTx",
     /// MP_FASTCLOSE received (the server reset the connection).

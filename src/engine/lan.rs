@@ -507,6 +507,19 @@ fn plan_pieces(
     let cack = conn.cseq_of_dsn(conn.data_acked);
     send.trim(cack);
     let mut n = send.lookup(seq, len, out);
+    // Bytes sent on a subflow that is gone go again on a live one ("or on the active
+    // subflow when the original is gone", paper §3.3): treat them as not yet sent.
+    let mut k = 0;
+    for i in 0..n {
+        let live = conn
+            .sub(out[i].sub)
+            .is_some_and(|s| s.state == SubState::Established);
+        if live {
+            out[k] = out[i];
+            k += 1;
+        }
+    }
+    n = k;
     // Uncovered parts (new bytes, or a hole the host fills late) get a subflow now.
     out[..n].sort_unstable_by_key(|pc| pc.off);
     let mut pos = 0u32;

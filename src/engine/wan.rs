@@ -213,12 +213,31 @@ fn mptcp(
         if fastclose {
             ctx.counters.mp_fastclose_rx += 1;
         }
-        if fastclose || si == 0 {
+        let reason = opts.mptcp[..opts.mptcp_n]
+            .iter()
+            .find_map(|o| match MptcpOption::parse(o) {
+                Ok(MptcpOption::MpTcpRst { reason, .. }) => Some(reason),
+                _ => None,
+            });
+        // A RST without MP_FASTCLOSE closes only its subflow (RFC 8684 §3.3.6, §3.6): the
+        // connection goes on over the others while one is established.
+        let others = conn.subs.iter().enumerate().any(|(i, s)| {
+            i != si as usize && s.as_ref().is_some_and(|s| s.state == SubState::Established)
+        });
+        if fastclose || !others {
             // The connection is gone: reset the LAN host, and the joins.
             reset_client(ctx, conn, p.ttl);
             reset_joins(ctx, conn);
             after.remove = true;
         } else {
+            log::debug!(
+                "{} → {}: subflow on uplink {} reset by the peer (MP_TCPRST reason {:?}); going on over the others",
+                conn.client,
+                conn.server,
+                conn.sub(si).map_or(0, |s| s.uplink),
+                reason
+            );
+            ctx.counters.subflow_reset_rx += 1;
             after.drop_sub = true;
         }
         return;
