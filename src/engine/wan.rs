@@ -230,7 +230,14 @@ fn mptcp(
             reset_joins(ctx, conn);
             after.remove = true;
         } else {
-            log::debug!(
+            // After both DATA_FINs a peer may reset what is left: not news.
+            let level = if conn.linger.is_some() {
+                log::Level::Debug
+            } else {
+                log::Level::Info
+            };
+            log::log!(
+                level,
                 "{} → {}: subflow on uplink {} reset by the peer (MP_TCPRST reason {:?}); going on over the others",
                 conn.client,
                 conn.server,
@@ -453,14 +460,14 @@ fn mptcp(
     let dack = conn.data_ack_sent;
     let Some(sub) = conn.sub(si) else { return };
     if p.flags & FIN != 0 && sub.recv.is_empty() && Some(sub.rcv_ack) == sub.fin {
-        let join = si != 0 && !sub.fin_sent;
+        let our_fin = !sub.fin_sent;
         if let Some(s) = conn.sub_mut(si) {
             s.rcv_ack = s.rcv_ack.wrapping_add(1);
         }
         if let Some(sub) = conn.sub(si) {
-            lan::pure_ack(ctx, conn, sub, dack, &[], join);
+            lan::pure_ack(ctx, conn, sub, dack, &[], our_fin);
         }
-        if join {
+        if our_fin {
             if let Some(s) = conn.sub_mut(si) {
                 s.fin_sent = true;
                 s.snd_nxt = s.snd_nxt.wrapping_add(1);
