@@ -186,6 +186,24 @@ pub struct UplinkStatus {
     pub name: String,
     /// Established subflows on this uplink.
     pub subflows: usize,
+    /// Bytes (IP packets) the converter received from and sent to this uplink.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// The same as rates over the last second, in bit/s.
+    pub rx_bps: u64,
+    pub tx_bps: u64,
+    /// The lowest smoothed RTT of our data among its subflows (µs; 0 = not measured).
+    pub srtt_us: u64,
+}
+
+/// Per-uplink byte counters and the rates derived from them once a second.
+#[derive(Clone, Copy, Debug, Default)]
+struct Traffic {
+    rx: u64,
+    tx: u64,
+    rx_bps: u64,
+    tx_bps: u64,
+    mark: (u64, u64),
 }
 
 #[derive(Clone, Debug)]
@@ -238,6 +256,8 @@ pub struct Engine {
     ip_id: u16,
     next_sweep: Micros,
     warned_full: bool,
+    traffic: Vec<Traffic>,
+    rate_since: Micros,
 }
 
 /// What the packet handlers borrow from the engine besides the connection.
@@ -368,6 +388,8 @@ impl Engine {
             ip_id: 0,
             next_sweep: 0,
             warned_full: false,
+            traffic: vec![Traffic::default(); nup],
+            rate_since: 0,
             cfg,
         }
     }
@@ -559,6 +581,9 @@ impl Engine {
     }
 
     fn on_uplink(&mut self, now: Micros, u: u8, pkt: &[u8], p: &IpTcp) -> Verdict {
+        if let Some(t) = self.traffic.get_mut(u as usize) {
+            t.rx += (p.payload_off + p.payload_len) as u64;
+        }
         let Some((slot, si)) = self.table.find_sub((u, p.dport)) else {
             self.counters.pkt_unknown += 1;
             return Verdict::Drop;
@@ -623,7 +648,13 @@ impl Engine {
 
     /// The next packet to send, if any. Call until it returns `None` after every `handle*`.
     pub fn poll_transmit(&mut self) -> Option<(Dest, &[u8])> {
-        self.tx.pop()
+        let (dest, pkt) = self.tx.pop()?;
+        if let Dest::Uplink(u) = dest {
+            if let Some(t) = self.traffic.get_mut(u as usize) {
+                t.tx += pkt.len() as u64;
+            }
+        }
+        Some((dest, pkt))
     }
 
     /// When [`Engine::handle_timeout`] must be called next, if ever.
@@ -637,6 +668,15 @@ impl Engine {
             return;
         }
         self.next_sweep = now + SWEEP;
+        let dt = now.saturating_sub(self.rate_since);
+        if dt >= 1_000_000 {
+            for t in &mut self.traffic {
+                t.rx_bps = (t.rx - t.mark.0) * 8_000_000 / dt;
+                t.tx_bps = (t.tx - t.mark.1) * 8_000_000 / dt;
+                t.mark = (t.rx, t.tx);
+            }
+            self.rate_since = now;
+        }
         for slot in 0..self.cfg.max_connections.max(1) {
             self.sweep_one(now, slot);
         }
@@ -720,9 +760,18 @@ impl Engine {
             .cfg
             .uplinks
             .iter()
-            .map(|u| UplinkStatus {
-                name: u.name.clone(),
-                subflows: 0,
+            .enumerate()
+            .map(|(i, u)| {
+                let t = self.traffic.get(i).copied().unwrap_or_default();
+                UplinkStatus {
+                    name: u.name.clone(),
+                    subflows: 0,
+                    rx_bytes: t.rx,
+                    tx_bytes: t.tx,
+                    rx_bps: t.rx_bps,
+                    tx_bps: t.tx_bps,
+                    srtt_us: 0,
+                }
             })
             .collect();
         let mut connections = Vec::new();
@@ -732,6 +781,9 @@ impl Engine {
                 if s.state == conn::SubState::Established {
                     if let Some(u) = uplinks.get_mut(s.uplink as usize) {
                         u.subflows += 1;
+                        if s.srtt > 0 && (u.srtt_us == 0 || s.srtt < u.srtt_us) {
+                            u.srtt_us = s.srtt;
+                        }
                     }
                 }
                 subflows.push(SubflowStatus {

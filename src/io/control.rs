@@ -115,8 +115,8 @@ fn uplink_name(ups: &[ResolvedUplink], i: u8) -> String {
         .map_or_else(|| format!("#{i}"), |u| u.name.clone())
 }
 
-fn subflows_of(st: &Status, i: usize) -> usize {
-    st.uplinks.get(i).map_or(0, |u| u.subflows)
+fn uplink_of(st: &Status, i: usize) -> crate::engine::UplinkStatus {
+    st.uplinks.get(i).cloned().unwrap_or_default()
 }
 
 /// The `status json` reply (one line).
@@ -127,15 +127,21 @@ pub fn render_json(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
         if i > 0 {
             s.push(',');
         }
+        let e = uplink_of(st, i);
         let _ = write!(
             s,
-            "{{\"name\":{},\"device\":{},\"addr4\":{},\"addr6\":{},\"mtu\":{},\"subflows\":{}}}",
+            "{{\"name\":{},\"device\":{},\"addr4\":{},\"addr6\":{},\"mtu\":{},\"subflows\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"rx_bps\":{},\"tx_bps\":{},\"srtt_us\":{}}}",
             json_str(&u.name),
             json_str(&u.device),
             json_opt(u.addr4),
             json_opt(u.addr6),
             u.mtu,
-            subflows_of(st, i)
+            e.subflows,
+            e.rx_bytes,
+            e.tx_bytes,
+            e.rx_bps,
+            e.tx_bps,
+            e.srtt_us
         );
     }
     s.push_str("],\"connections\":[");
@@ -198,7 +204,18 @@ pub fn render_text(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
         if let Some(a) = u.addr6 {
             let _ = write!(s, " addr6 {a}");
         }
-        let _ = writeln!(s, " mtu {} subflows {}", u.mtu, subflows_of(st, i));
+        let e = uplink_of(st, i);
+        let _ = writeln!(
+            s,
+            " mtu {} subflows {} rx {} B ({} bit/s) tx {} B ({} bit/s) srtt {:.1} ms",
+            u.mtu,
+            e.subflows,
+            e.rx_bytes,
+            e.rx_bps,
+            e.tx_bytes,
+            e.tx_bps,
+            e.srtt_us as f64 / 1000.0
+        );
     }
     let _ = writeln!(s, "connections: {}", st.connections.len());
     for c in &st.connections {
@@ -392,10 +409,12 @@ mod tests {
                 UplinkStatus {
                     name: "dsl".into(),
                     subflows: 1,
+                    ..Default::default()
                 },
                 UplinkStatus {
                     name: "lte".into(),
                     subflows: 0,
+                    ..Default::default()
                 },
             ],
             connections: vec![ConnStatus {
@@ -424,7 +443,7 @@ mod tests {
         };
         let j = render_json("implicit", &uplinks(), &status(), &io);
         assert!(j.starts_with(
-            "{\"mode\":\"implicit\",\"uplinks\":[{\"name\":\"dsl\",\"device\":\"up1\",\"addr4\":\"100.64.1.2\",\"addr6\":\"2001:db8::2\",\"mtu\":1500,\"subflows\":1},{\"name\":\"lte\",\"device\":\"up2\",\"addr4\":\"10.0.2.2\",\"addr6\":null,\"mtu\":1400,\"subflows\":0}],"
+            "{\"mode\":\"implicit\",\"uplinks\":[{\"name\":\"dsl\",\"device\":\"up1\",\"addr4\":\"100.64.1.2\",\"addr6\":\"2001:db8::2\",\"mtu\":1500,\"subflows\":1,\"rx_bytes\":0,\"tx_bytes\":0,\"rx_bps\":0,\"tx_bps\":0,\"srtt_us\":0},{\"name\":\"lte\",\"device\":\"up2\",\"addr4\":\"10.0.2.2\",\"addr6\":null,\"mtu\":1400,\"subflows\":0,\"rx_bytes\":0,\"tx_bytes\":0,\"rx_bps\":0,\"tx_bps\":0,\"srtt_us\":0}],"
         ), "{j}");
         assert!(j.contains(
             "\"connections\":[{\"client\":\"192.168.1.10:51000\",\"server\":\"[2001:db8::5]:443\",\"state\":\"established\",\"subflows\":[{\"uplink\":\"dsl\",\"port\":61234,\"state\":\"established\",\"backup\":false,\"srtt_us\":0,\"inflight\":0}]}]"
@@ -442,7 +461,7 @@ mod tests {
     fn renders_text() {
         let t = render_text("implicit", &uplinks(), &status(), &IoCounters::default());
         assert!(
-            t.contains("  dsl: dev up1 addr 100.64.1.2 addr6 2001:db8::2 mtu 1500 subflows 1\n")
+            t.contains("  dsl: dev up1 addr 100.64.1.2 addr6 2001:db8::2 mtu 1500 subflows 1 rx 0 B (0 bit/s) tx 0 B (0 bit/s) srtt 0.0 ms\n")
         );
         assert!(t.contains(
             "  192.168.1.10:51000 -> [2001:db8::5]:443 established\n    dsl:61234 established srtt 0.0 ms in flight 0 B\n"

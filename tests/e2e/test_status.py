@@ -11,8 +11,9 @@ pytestmark = pytest.mark.e2e_timeout(120)
 def test_status_during_transfer(bed, daemon, mptcp_server):
     bed.shape("20mbit")
     try:
+        before = {u["name"]: u for u in daemon.status()["uplinks"]}
         cl = bed.client("get", 16 * MB, background=True, timeout=30)   # ~3.4 s at 40 Mbit/s
-        time.sleep(1.0)
+        time.sleep(2.0)
         st = daemon.status()
         res = bed.client_result(cl, timeout=90)
     finally:
@@ -28,6 +29,14 @@ def test_status_during_transfer(bed, daemon, mptcp_server):
     assert isinstance(st.get("connections"), list) and len(st["connections"]) >= 1, \
         "no connection listed during the transfer: %s" % st
     assert "io" in st, st
+    # Per-uplink traffic: both uplinks bring part of the download, at a rate within the shaping,
+    # and the router's data on each has a measured RTT.
+    st3 = daemon.status()
+    got = {u["name"]: u["rx_bytes"] - before[u["name"]]["rx_bytes"] for u in st3["uplinks"]}
+    assert sum(got.values()) >= 16 * MB and min(got.values()) >= 2 * MB, got
+    for u in st["uplinks"]:
+        assert 1e6 <= u["rx_bps"] <= 25e6, "rate of %s mid-transfer: %s" % (u["name"], u)
+        assert u["tx_bytes"] > 0, u
     # and it still answers afterwards
     st2 = daemon.status()
     assert sorted(u.get("name") for u in st2["uplinks"]) == ["dsl", "lte"]
