@@ -48,7 +48,12 @@ test.after(async () => {
 async function openView(view, extra = '', clock = false) {
   const page = await ctx.newPage();
   // A fake clock makes the status samples 3 s apart however fast the test polls.
-  if (clock) await page.clock.install({ time: new Date('2025-06-01T12:00:00Z') });
+  // Paused, so that only fastForward moves it (not the real time the test takes).
+  if (clock) {
+    const t0 = new Date('2025-06-01T12:00:00Z');
+    await page.clock.install({ time: t0 });
+    await page.clock.pauseAt(t0);
+  }
   page.setDefaultTimeout(8000);
   page.on('pageerror', (e) => pageErrors.push(view + ': ' + e.message));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(view + ': console: ' + m.text()); });
