@@ -210,16 +210,7 @@ pub fn fastclose_all(ctx: &mut Ctx, conn: &Conn) {
                 transient: false,
             },
         );
-        let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, RST | ACK);
-        emit::segment(
-            ctx.tx,
-            ctx.counters,
-            Dest::Uplink(sub.uplink),
-            &spec,
-            &w,
-            &[],
-            Some(0),
-        );
+        ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, RST | ACK, &w);
         ctx.counters.mp_fastclose_tx += 1;
         ctx.counters.mp_rst_tx += 1;
     }
@@ -596,16 +587,7 @@ pub fn pure_ack(
     );
     w.sack(sacks);
     let flags = ACK | if fin { FIN } else { 0 };
-    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, flags);
-    emit::segment(
-        ctx.tx,
-        ctx.counters,
-        Dest::Uplink(sub.uplink),
-        &spec,
-        &w,
-        &[],
-        Some(0),
-    );
+    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, flags, &w);
 }
 
 /// DSS checksum (RFC 8684 §3.3.1): pseudo-header of 64-bit DSN, 32-bit relative SSN, 16-bit

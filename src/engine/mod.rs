@@ -343,6 +343,28 @@ impl Ctx<'_> {
         }
     }
 
+    /// Queue a segment without data that the converter makes itself on subflow `sub`.
+    pub fn control(
+        &mut self,
+        conn: &Conn,
+        sub: &Subflow,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        opts: &OptWriter,
+    ) -> bool {
+        let spec = self.spec_forged(conn, sub, seq, ack, flags);
+        emit::segment(
+            self.tx,
+            self.counters,
+            Dest::Uplink(sub.uplink),
+            &spec,
+            opts,
+            &[],
+            Some(0),
+        )
+    }
+
     /// A segment towards the LAN host, from the server's address.
     pub fn spec_to_client(
         &mut self,
@@ -846,16 +868,7 @@ fn join_syn(ctx: &mut Ctx, conn: &Conn, sub: &Subflow) {
         }),
     );
     ctx.counters.mp_join_syn_tx += 1;
-    let spec = ctx.spec_forged(conn, sub, sub.isn, 0, packet::SYN);
-    emit::segment(
-        ctx.tx,
-        ctx.counters,
-        Dest::Uplink(sub.uplink),
-        &spec,
-        &w,
-        &[],
-        Some(0),
-    );
+    ctx.control(conn, sub, sub.isn, 0, packet::SYN, &w);
 }
 
 /// A fixed ring of packet buffers, allocated once.

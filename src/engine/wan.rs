@@ -37,17 +37,10 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> 
                 // An ACK to our SYN: the server still holds an old connection on this 4-tuple
                 // in TIME-WAIT. Reset it with the sequence number it expects, as a TCP in
                 // SYN-SENT does (RFC 9293 §3.10.7.3), and send the SYN again.
-                let spec = ctx.spec_forged(conn, sub0(conn), p.ack, 0, RST);
-                emit::segment(
-                    ctx.tx,
-                    ctx.counters,
-                    Dest::Uplink(0),
-                    &spec,
-                    &OptWriter::new(),
-                    &[],
-                    Some(0),
-                );
-                lan::syn(ctx, conn, conn.c_win, 64);
+                if let Some(s0) = conn.sub(0) {
+                    ctx.control(conn, s0, p.ack, 0, RST, &OptWriter::new());
+                    lan::syn(ctx, conn, conn.c_win, 64);
+                }
             } else if p.flags & RST != 0 {
                 to_client_translated(ctx, conn, pkt, p);
                 after.remove = true;
@@ -61,12 +54,6 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> 
         ConnState::Mptcp => mptcp(ctx, conn, si, pkt, p, &opts, &mut after),
     }
     (Verdict::Drop, after)
-}
-
-fn sub0(conn: &Conn) -> &super::conn::Subflow {
-    conn.subs[0]
-        .as_ref()
-        .expect("every connection has its initial subflow")
 }
 
 fn to_client_translated(ctx: &mut Ctx, conn: &Conn, pkt: &[u8], p: &IpTcp) {
@@ -125,16 +112,7 @@ fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) -> bool 
                 conn.remote
             );
             if let Some(s0) = conn.sub(0) {
-                let spec = ctx.spec_forged(conn, s0, p.ack, 0, RST);
-                emit::segment(
-                    ctx.tx,
-                    ctx.counters,
-                    Dest::Uplink(0),
-                    &spec,
-                    &OptWriter::new(),
-                    &[],
-                    Some(0),
-                );
+                ctx.control(conn, s0, p.ack, 0, RST, &OptWriter::new());
             }
             conn.c_ack = conn.s_isn.wrapping_add(1);
             reset_client(ctx, conn, p.ttl);
@@ -387,10 +365,7 @@ fn mptcp(
                             conn.client,
                             conn.server
                         );
-                        ctx.counters.convert_error += 1;
-                        reset_client(ctx, conn, p.ttl);
-                        lan::fastclose_all(ctx, conn);
-                        after.remove = true;
+                        refused(ctx, conn, p.ttl, after);
                         return;
                     }
                 }
@@ -400,10 +375,7 @@ fn mptcp(
                         conn.client,
                         conn.server
                     );
-                    ctx.counters.convert_error += 1;
-                    reset_client(ctx, conn, p.ttl);
-                    lan::fastclose_all(ctx, conn);
-                    after.remove = true;
+                    refused(ctx, conn, p.ttl, after);
                     return;
                 }
             }
@@ -597,16 +569,7 @@ pub fn join_third_ack(ctx: &mut Ctx, conn: &Conn, sub: &super::conn::Subflow) {
         w.ts(conn.c_ts_recent, sub.ts_recent);
     }
     emit::mptcp(&mut w, &MptcpOption::MpJoin(MpJoin::Ack { hmac }));
-    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK);
-    emit::segment(
-        ctx.tx,
-        ctx.counters,
-        Dest::Uplink(sub.uplink),
-        &spec,
-        &w,
-        &[],
-        Some(0),
-    );
+    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK, &w);
 }
 
 /// ADD_ADDR from the server: check its HMAC and echo it (RFC 8684 §3.4.1). We do not join
@@ -629,16 +592,7 @@ fn add_addr(ctx: &mut Ctx, conn: &Conn, si: u8, a: &AddAddr) {
         ..*a
     };
     emit::mptcp(&mut w, &MptcpOption::AddAddr(echo));
-    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK);
-    if emit::segment(
-        ctx.tx,
-        ctx.counters,
-        Dest::Uplink(sub.uplink),
-        &spec,
-        &w,
-        &[],
-        Some(0),
-    ) {
+    if ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK, &w) {
         ctx.counters.echo_add += 1;
     }
 }
@@ -646,16 +600,7 @@ fn add_addr(ctx: &mut Ctx, conn: &Conn, si: u8, a: &AddAddr) {
 fn reset_sub(ctx: &mut Ctx, conn: &Conn, si: u8, ack: u32) {
     let Some(sub) = conn.sub(si) else { return };
     let w = OptWriter::new();
-    let spec = ctx.spec_forged(conn, sub, sub.snd_nxt, ack, RST | ACK);
-    emit::segment(
-        ctx.tx,
-        ctx.counters,
-        Dest::Uplink(sub.uplink),
-        &spec,
-        &w,
-        &[],
-        Some(0),
-    );
+    ctx.control(conn, sub, sub.snd_nxt, ack, RST | ACK, &w);
 }
 
 fn reset_joins(ctx: &mut Ctx, conn: &Conn) {
@@ -674,6 +619,15 @@ pub fn reset_client(ctx: &mut Ctx, conn: &Conn, ttl: u8) {
     let seq = conn.c_ack;
     let spec: TcpSpec = ctx.spec_to_client(conn, seq, 0, RST, 0, ttl);
     emit::segment(ctx.tx, ctx.counters, Dest::Lan, &spec, &w, &[], Some(0));
+}
+
+/// Explicit mode: the concentrator refused (or garbled its reply): reset the LAN host and
+/// close every subflow.
+fn refused(ctx: &mut Ctx, conn: &Conn, ttl: u8, after: &mut After) {
+    ctx.counters.convert_error += 1;
+    reset_client(ctx, conn, ttl);
+    lan::fastclose_all(ctx, conn);
+    after.remove = true;
 }
 
 /// What [`take_reply`] made of a segment.
