@@ -251,7 +251,6 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
     // Project onto every subflow (paper §3.5).
     let mut acks = [0u32; super::conn::MAX_SUBFLOWS];
     let mut advanced = [false; super::conn::MAX_SUBFLOWS];
-    let s_fin_dsn = conn.s_data_fin;
     for (i, sub) in conn.subs.iter_mut().enumerate() {
         let Some(sub) = sub else { continue };
         if matches!(sub.state, SubState::SynSent | SubState::Closed) {
@@ -265,7 +264,6 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         sub.rcv_ack = ack;
         acks[i] = ack;
     }
-    let _ = s_fin_dsn;
 
     let psum = p.payload_sum(pkt);
     let tsval = opts.ts.map(|t| t.0).unwrap_or(conn.c_ts_recent);

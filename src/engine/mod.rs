@@ -743,15 +743,17 @@ impl Engine {
             match sub.state {
                 conn::SubState::SynSent if sub.tries + 1 < JOIN_SYN_TRIES => {
                     join_syn(&mut ctx, conn, sub);
-                    let s = conn.sub_mut(i as u8).expect("present");
-                    s.tries += 1;
-                    s.timer = Some(now + (JOIN_SYN_RTO << s.tries));
+                    if let Some(s) = conn.sub_mut(i as u8) {
+                        s.tries += 1;
+                        s.timer = Some(now + (JOIN_SYN_RTO << s.tries));
+                    }
                 }
                 conn::SubState::AckSent if sub.tries + 1 < JOIN_ACK_TRIES => {
                     wan::join_third_ack(&mut ctx, conn, sub);
-                    let s = conn.sub_mut(i as u8).expect("present");
-                    s.tries += 1;
-                    s.timer = Some(now + JOIN_ACK_RTO);
+                    if let Some(s) = conn.sub_mut(i as u8) {
+                        s.tries += 1;
+                        s.timer = Some(now + JOIN_ACK_RTO);
+                    }
                 }
                 conn::SubState::SynSent | conn::SubState::AckSent => dead[i] = true,
                 _ => {
