@@ -608,11 +608,6 @@ impl Conn {
         sseq.wrapping_sub(self.c_isn)
             .wrapping_sub(self.c_shift - self.c_dshift)
     }
-
-    /// The initial subflow's sequence number for the LAN host's `seq`.
-    pub fn sseq_of_cseq(&self, seq: u32) -> u32 {
-        seq.wrapping_add(self.c_shift)
-    }
 }
 
 #[cfg(test)]

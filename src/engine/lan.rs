@@ -269,9 +269,9 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
     let tsval = opts.ts.map(|t| t.0).unwrap_or(conn.c_ts_recent);
     let dlen = payload.len() as u32 + fin as u32;
     let mut sent_on = [false; super::conn::MAX_SUBFLOWS];
-    if conn.send.is_some() && dlen > 0 {
-        // Weighted: new bytes go where they are delivered soonest, retransmissions where
-        // they went before (paper §3.3 SEND table).
+    if dlen > 0 {
+        // New bytes go on the subflow the scheduler picks, bytes sent before where they went
+        // (paper §3.3 SEND table).
         let mut pieces = [sched::Piece {
             off: 0,
             len: 0,
@@ -321,18 +321,12 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
                 }
             }
         }
-    } else {
-        // The segment goes on the initial subflow, unchanged in sequence space (but for the
-        // Convert request in front in explicit mode).
-        let sseq = match (&conn.send, conn.sub(0)) {
-            // Weighted, a pure ACK: it carries no bytes, its number is the subflow's next.
-            (Some(_), Some(s0)) => s0.snd_nxt,
-            _ => conn.sseq_of_cseq(p.seq),
-        };
-        let rel = conn.ssn_rel(sseq);
+    } else if let Some(s0) = conn.sub(0) {
+        // A pure ACK goes on the initial subflow, at its next sequence number.
+        let sseq = s0.snd_nxt;
         let seg = Seg {
             sseq,
-            rel,
+            rel: conn.ssn_rel(sseq),
             cseq: p.seq,
             data: payload,
             psum,
@@ -340,12 +334,6 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         };
         emit_on(ctx, conn, 0, &seg, dack, dsacks, acks[0], p, tsval);
         sent_on[0] = true;
-        let end = sseq.wrapping_add(dlen);
-        if let Some(sub) = conn.sub_mut(0) {
-            if dlen > 0 && seq::seq_gt(end, sub.snd_nxt) {
-                sub.snd_nxt = end;
-            }
-        }
     }
 
     // The other subflows: a pure ACK on each one whose ACK advanced (it contributed to the
