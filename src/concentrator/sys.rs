@@ -7,37 +7,12 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::io::sys::{check, setsockopt_int};
+
 /// `IPPROTO_MPTCP` (Linux 5.6+).
 pub const IPPROTO_MPTCP: libc::c_int = 262;
 /// `TCP_FASTOPEN_NO_COOKIE` (Linux 4.15+).
 pub const TCP_FASTOPEN_NO_COOKIE: libc::c_int = 34;
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn setsockopt_int(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    val: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: the option value is a valid c_int whose size is passed alongside.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &val as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
-}
 
 /// A sockaddr buffer big enough for IPv4 and IPv6.
 fn to_sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
