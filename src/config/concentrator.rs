@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::uci::{self, Value};
-use super::{boolean, label_of, number, socket, ConfigError, Sec};
+use super::{boolean, label_of, log_level, number, socket, ConfigError, Sec};
 
 /// Default listening address. RFC 8803 registers the service name "convert" without a fixed
 /// port; 5124 is the port of Tessares' client library and Wireshark dissector.
@@ -316,14 +316,7 @@ impl Sec<'_> {
             deny_dest: prefixes(self, "deny_dest")?,
             endpoints,
             log_level: self
-                .get("log_level", |v| match v {
-                    "error" => Ok(log::LevelFilter::Error),
-                    "warn" => Ok(log::LevelFilter::Warn),
-                    "info" => Ok(log::LevelFilter::Info),
-                    "debug" => Ok(log::LevelFilter::Debug),
-                    "trace" => Ok(log::LevelFilter::Trace),
-                    _ => Err("is not a log level (error, warn, info, debug or trace)".into()),
-                })?
+                .get("log_level", log_level)?
                 .unwrap_or(log::LevelFilter::Info),
         })
     }

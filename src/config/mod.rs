@@ -551,14 +551,7 @@ impl Sec<'_> {
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(6170),
             log_level: self
-                .get("log_level", |v| match v {
-                    "error" => Ok(log::LevelFilter::Error),
-                    "warn" => Ok(log::LevelFilter::Warn),
-                    "info" => Ok(log::LevelFilter::Info),
-                    "debug" => Ok(log::LevelFilter::Debug),
-                    "trace" => Ok(log::LevelFilter::Trace),
-                    _ => Err("is not a log level (error, warn, info, debug or trace)".into()),
-                })?
+                .get("log_level", log_level)?
                 .unwrap_or(log::LevelFilter::Info),
             concentrator,
             secret,
@@ -729,6 +722,18 @@ fn host_port(v: &str) -> Result<std::net::SocketAddr, String> {
         return Err(what.into());
     }
     Ok(std::net::SocketAddr::new(ip, 5124))
+}
+
+/// `option log_level` of both sections.
+fn log_level(v: &str) -> Result<log::LevelFilter, String> {
+    match v {
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        "trace" => Ok(log::LevelFilter::Trace),
+        _ => Err("is not a log level (error, warn, info, debug or trace)".into()),
+    }
 }
 
 fn mark(v: &str) -> Result<u32, String> {

@@ -127,22 +127,7 @@ pub fn sendto_v4(fd: RawFd, packet: &[u8], dst: Ipv4Addr) -> io::Result<usize> {
     sa.sin_addr = libc::in_addr {
         s_addr: u32::from_ne_bytes(dst.octets()),
     };
-    // SAFETY: `packet` and `sa` are valid for reads of the lengths passed.
-    let n = unsafe {
-        libc::sendto(
-            fd,
-            packet.as_ptr() as *const libc::c_void,
-            packet.len(),
-            libc::MSG_DONTWAIT,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    sendto_raw(fd, packet, &sa)
 }
 
 /// Send one IPv6 packet (header included) to `dst`, without blocking.
@@ -153,15 +138,21 @@ pub fn sendto_v6(fd: RawFd, packet: &[u8], dst: Ipv6Addr) -> io::Result<usize> {
     sa.sin6_addr = libc::in6_addr {
         s6_addr: dst.octets(),
     };
-    // SAFETY: `packet` and `sa` are valid for reads of the lengths passed.
+    sendto_raw(fd, packet, &sa)
+}
+
+/// `sendto` with `sa`, a `sockaddr_in` or `sockaddr_in6`, without blocking.
+fn sendto_raw<T>(fd: RawFd, packet: &[u8], sa: &T) -> io::Result<usize> {
+    // SAFETY: `packet` and `sa` are valid for reads of the lengths passed, and `T` is one of
+    // the sockaddr types (the callers above), whose family field comes first.
     let n = unsafe {
         libc::sendto(
             fd,
             packet.as_ptr() as *const libc::c_void,
             packet.len(),
             libc::MSG_DONTWAIT,
-            &sa as *const libc::sockaddr_in6 as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            sa as *const T as *const libc::sockaddr,
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if n < 0 {

@@ -821,18 +821,7 @@ mod tests {
         assert_eq!(error_meaning(200), "private use");
     }
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use crate::wire::fuzz_tests::XorShift;
 
     #[test]
     fn fuzz_mutated_messages() {

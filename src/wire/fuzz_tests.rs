@@ -6,16 +6,17 @@ use super::mptcp::MptcpOption;
 use super::packet::{write_tcp, IpTcp, TcpSpec, ACK, SYN};
 use super::tcpopt::{find_mss_offset, TcpOptions};
 
-struct XorShift(u64);
+/// A small deterministic generator for the fuzz-style loops of the wire tests.
+pub(super) struct XorShift(pub(super) u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }
