@@ -21,6 +21,7 @@ fn engine() -> Engine {
         addr4: Some(a),
         addr6: None,
         mtu: 1500,
+        backup: false,
     };
     Engine::new(EngineConfig {
         uplinks: vec![up("dsl", UP0), up("lte", UP1)],

