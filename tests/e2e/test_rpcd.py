@@ -49,5 +49,12 @@ def test_rpcd_status_no_daemon(bed, daemon):
 def test_rpcd_list_and_handover(bed, daemon):
     p = bed.exec("rtr", ["sh", PLUGIN, "list"])
     assert json.loads(p.stdout) == {"status": {}, "handover": {"uplink": "str"}}
-    assert call(bed, daemon, "handover", daemon.socket, '{"uplink":"dsl"}') == \
-        {"error": "not supported yet"}
+    v = call(bed, daemon, "handover", daemon.socket, '{"uplink":"dsl"}')
+    assert v.get("ok") is True and v.get("uplink") == "dsl", v
+    assert isinstance(v.get("connections"), int) and v["connections"] >= 0, v
+    # an uplink the daemon does not have, a name the plugin refuses, no daemon: error objects
+    for args, sock in [('{"uplink":"nosuch"}', daemon.socket),
+                       ('{"uplink":"dsl; true"}', daemon.socket),
+                       ('{"uplink":"dsl"}', os.path.join(os.path.dirname(daemon.socket), "nobody.sock"))]:
+        v = call(bed, daemon, "handover", sock, args)
+        assert list(v) == ["error"] and isinstance(v["error"], str) and v["error"], (args, v)

@@ -329,10 +329,71 @@ class Rpcd(unittest.TestCase):
         v = json_object(r.stdout, "call status (no binary)")
         self.assertIs(v["running"], False)
 
-    def test_handover(self):
-        r = self.plugin("call", "handover", stdin='{"uplink":"dsl"}')
+    def handover(self, stdin, env=None):
+        r = self.plugin("call", "handover", stdin=stdin, env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(json_object(r.stdout, "call handover"), {"error": "not supported yet"})
+        self.assertEqual(r.stderr, "")
+        return json_object(r.stdout, "call handover %r" % stdin)
+
+    def test_handover_ok(self):
+        self.stub('echo \'{"ok":true,"uplink":"lte","connections":3}\'')
+        v = self.handover('{"uplink":"lte"}')
+        self.assertEqual(v, {"ok": True, "uplink": "lte", "connections": 3})
+        self.assertEqual(self.argv_log(), ["handover lte --json -s /var/run/mpconv.sock"])
+
+    def test_handover_spacing_and_socket_env(self):
+        self.stub('echo \'{"ok":true,"uplink":"wan_2","connections":0}\'')
+        v = self.handover('{ "uplink" : "wan_2" }\n', env={"MPCONV_SOCKET": "/tmp/x y.sock"})
+        self.assertEqual(v, {"ok": True, "uplink": "wan_2", "connections": 0})
+        self.assertEqual(self.argv_log(), ["handover wan_2 --json -s /tmp/x y.sock"])
+
+    def test_handover_daemon_error_passed_on(self):
+        """The CLI's own error object (exit 1) is the answer, unchanged."""
+        self.stub('echo \'{"error":"no uplink named \\"sat\\""}\'; exit 1')
+        v = self.handover('{"uplink":"sat"}')
+        self.assertEqual(v, {"error": 'no uplink named "sat"'})
+
+    def test_handover_daemon_down(self):
+        self.stub('echo \'mpconv: cannot reach mpconv at /var/run/mpconv.sock: "No such\' >&2\n'
+                  'printf \'file\\tor\\\\directory\\n\' >&2\nexit 1')
+        v = self.handover('{"uplink":"lte"}')
+        self.assertEqual(list(v), ["error"])
+        self.assertIn("cannot reach", v["error"])
+        self.assertIn('"No such', v["error"])
+        self.assertIn("\\directory", v["error"])
+
+    def test_handover_silent_failure_and_garbage(self):
+        self.stub("exit 3")
+        v = self.handover('{"uplink":"lte"}')
+        self.assertIn("3", v["error"])
+        for body in ["echo 'not json'", "echo '{\"ok\":true'", "printf '{\"ok\":true}\\n}\\n'",
+                     "echo '{\"ok\":true,\"uplink\":\"lte\",\"connections\":1}'; exit 1"]:
+            self.stub(body)
+            v = self.handover('{"uplink":"lte"}')
+            self.assertEqual(list(v), ["error"], body)
+            self.assertIsInstance(v["error"], str)
+
+    def test_handover_no_binary(self):
+        v = self.handover('{"uplink":"lte"}', env={"MPCONV": os.path.join(self.dir, "nope")})
+        self.assertIsInstance(v["error"], str)
+
+    def test_handover_bad_names_never_reach_the_binary(self):
+        self.stub('echo \'{"ok":true,"uplink":"x","connections":0}\'')
+        marker = os.path.join(self.dir, "pwned")
+        for stdin in ['{"uplink":"lte; touch %s"}' % marker,
+                      '{"uplink":"$(touch %s)"}' % marker,
+                      '{"uplink":"`touch %s`"}' % marker,
+                      '{"uplink":"lte\\" ; touch %s; \\""}' % marker,
+                      '{"uplink":"a b"}', '{"uplink":"../lte"}', '{"uplink":"-h"}',
+                      '{"uplink":"--json"}', '{"uplink":"lte\\n"}', '{"uplink":"l\u00e4"}',
+                      '{"uplink":"*"}', '{"uplink":""}', '{"uplink":3}', '{"uplink":null}',
+                      '{}', '', 'not json', '{"name":"lte"}']:
+            v = self.handover(stdin)
+            self.assertEqual(list(v), ["error"], stdin)
+            self.assertIsInstance(v["error"], str, stdin)
+            self.assertRegex(v["error"], "uplink", stdin)
+        self.assertFalse(os.path.exists(self.log), "the binary was called for a bad name")
+        self.assertFalse(os.path.exists(marker), "shell injection")
 
     def test_unknown_method(self):
         v = json_object(self.plugin("call", "bogus'\"").stdout, "call bogus")
