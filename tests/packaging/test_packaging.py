@@ -195,23 +195,55 @@ class Config(unittest.TestCase):
         self.assertIn("uplink wan: device eth1 gateway 192.168.100.1", out.stdout)
         self.assertIn("uplink wwan0: device wwan0", out.stdout)
 
-    def test_every_commented_option_is_known(self):
-        """Each `#option NAME` in the main section is a valid option with a valid value."""
-        with open(CONFIG) as f:
-            text = f.read()
-        main = text.split("\n# One 'config uplink' section")[0]
-        opts = re.findall(r"^\t#(option \w+ '[^']*')$", main, flags=re.M)
-        self.assertGreaterEqual(len(opts), 8, opts)
-        text = main + "\n"
-        for o in opts:
-            text = text.replace("\t#" + o + "\n", "\t" + o + "\n")
+    def check_text(self, text):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write(text)
         try:
-            out = self.check(f.name)
+            return self.check(f.name)
         finally:
             os.unlink(f.name)
-        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+    def test_every_commented_option_is_known(self):
+        """Each `#option NAME` / `#list NAME` in the main section is a valid option with a
+        valid value: all of them at once in explicit mode, the general ones in implicit mode."""
+        with open(CONFIG) as f:
+            text = f.read()
+        main = text.split("\n# One 'config uplink' section")[0]
+        general, _, explicit = main.partition("\t# Explicit mode")
+        self.assertTrue(explicit, "the main section documents explicit mode")
+        pat = r"^\t#((?:option|list) \w+ '[^']*')$"
+        opts = re.findall(pat, main, flags=re.M)
+        self.assertGreaterEqual(len(opts), 13, opts)
+        explicit_keys = {o.split()[1] for o in re.findall(pat, explicit, flags=re.M)}
+        self.assertEqual(explicit_keys, {"concentrator", "secret", "scheduler", "exclude", "exclude_port"})
+        self.assertNotIn("not implemented", main)
+        for mode, part in [("explicit", main), ("implicit", general)]:
+            text = re.sub(pat, r"\t\1", part, flags=re.M) + "\n"
+            text = text.replace("option mode 'implicit'", "option mode '%s'" % mode)
+            text = text.replace("option enabled '0'", "option enabled '1'")
+            text += "config uplink 'wan'\n\toption device 'eth1'\n"
+            out = self.check_text(text)
+            self.assertEqual(out.returncode, 0, mode + ":\n" + text + out.stdout + out.stderr)
+            self.assertEqual(out.stderr, "", mode)
+            self.assertIn("mode: " + mode, out.stdout)
+
+    def test_uplink_examples_every_option(self):
+        """The example uplinks with every commented option uncommented too (probes, backup;
+        not 'disabled') are valid and give no warning: the daemon understands every key."""
+        with open(CONFIG) as f:
+            text = f.read()
+        text = text.replace("option enabled '0'", "option enabled '1'")
+        text = re.sub(r"^#(config uplink )", r"\1", text, flags=re.M)
+        text = re.sub(r"^#\t(?:#)?((?:option|list) (?!disabled)\w+ )", r"\t\1", text, flags=re.M)
+        up = text.split("\n# One 'config uplink' section")[1]
+        for key in ["backup", "probe", "probe_target", "probe_interval", "probe_timeout",
+                    "probe_down", "probe_up"]:
+            self.assertRegex(up, r"(?m)^\t(option|list) %s '" % key, key)
+        out = self.check_text(text)
+        self.assertEqual(out.returncode, 0, text + out.stdout + out.stderr)
+        self.assertEqual(out.stderr, "", "warnings")
+        self.assertIn("uplink wan: device eth1 gateway 192.168.100.1", out.stdout)
+        self.assertIn("uplink wwan0: device wwan0", out.stdout)
 
     def test_uci_defaults(self):
         with tempfile.TemporaryDirectory() as d:
