@@ -7,6 +7,7 @@
 pub mod concentrator;
 pub mod config;
 pub mod engine;
+pub mod health;
 #[cfg(feature = "daemon")]
 pub mod io;
 pub mod wire;
