@@ -342,6 +342,10 @@ pub struct Subflow {
     pub rnonce: u32,
     /// Highest ACK the server sent on this subflow (our bytes it has), when we send data here.
     pub snd_una: u32,
+    /// The SACK blocks of the server's latest ACK on this subflow (our bytes it holds above
+    /// `snd_una`).
+    pub sacked: [(u32, u32); 4],
+    pub sacked_n: u8,
     /// Round-trip time: smoothed, lowest seen, and the sample in flight (end of the bytes
     /// timed, when they were sent). Zero while unknown.
     pub srtt: Micros,
@@ -361,7 +365,16 @@ pub struct Subflow {
 impl Subflow {
     /// Account for the server's ACK on this subflow: bytes in flight, an RTT sample, and the
     /// in-flight allowance (`loss`: the ACK carried SACK blocks, a segment is missing).
-    pub fn on_ack(&mut self, ack: u32, now: Micros, loss: bool) {
+    pub fn on_ack(&mut self, ack: u32, now: Micros, sacks: &[(u32, u32)]) -> bool {
+        let loss = !sacks.is_empty();
+        let mut n = 0;
+        for &(l, r) in sacks {
+            if seq_gt(r, ack) && seq_le(r, self.snd_nxt) && seq_lt(l, r) && n < self.sacked.len() {
+                self.sacked[n] = (l, r);
+                n += 1;
+            }
+        }
+        self.sacked_n = n as u8;
         let mut acked = 0;
         if seq_gt(ack, self.snd_una) && seq_le(ack, self.snd_nxt) {
             acked = ack.wrapping_sub(self.snd_una);
@@ -399,6 +412,12 @@ impl Subflow {
                 self.rtt_probe = None;
             }
         }
+        acked > 0
+    }
+
+    /// The server's latest SACK blocks on this subflow.
+    pub fn sacked(&self) -> &[(u32, u32)] {
+        &self.sacked[..self.sacked_n as usize]
     }
 
     pub fn new(uplink: u8, port: u16, isn: u32) -> Subflow {
@@ -419,6 +438,8 @@ impl Subflow {
             wscale: 0,
             backup: false,
             snd_una: isn.wrapping_add(1),
+            sacked: [(0, 0); 4],
+            sacked_n: 0,
             srtt: 0,
             min_rtt: 0,
             rtt_probe: None,

@@ -113,24 +113,89 @@ impl SendState {
         true
     }
 
-    /// The host's sequence numbers of subflow `sub`'s bytes `[a, b)` (a SACK block the server
-    /// sent on that subflow), as at most one range per entry; written to `out`.
-    pub fn to_host(&self, sub: u8, a: u32, b: u32, out: &mut [(u32, u32)]) -> usize {
-        let mut n = 0;
-        for e in self.entries.iter().filter(|e| e.sub == sub) {
-            let (s, t) = (e.ssn, e.ssn.wrapping_add(e.len));
-            let lo = if seq_gt(s, a) { s } else { a };
-            let hi = if seq_lt(t, b) { t } else { b };
-            if !seq_lt(lo, hi) || n == out.len() {
-                continue;
+    /// SACK blocks for the LAN host (its sequence numbers): the bytes above the data-level
+    /// ACK `cack` that the peer holds on some subflow although the data level cannot
+    /// acknowledge them yet — below that subflow's ACK, or inside the SACK blocks the peer
+    /// last sent on it. `held(sub)` gives a subflow's ACK and SACK blocks (`None`: gone, it
+    /// holds nothing). Data sent early on a fast subflow is so shown as delivered while a
+    /// slower subflow's is still on its way, and the host's loss detection (RACK, RFC 6675)
+    /// does not take the fast subflow's bytes for lost (the mirror of paper §3.5's ACK
+    /// projection). The highest ranges come first (RFC 2018: the most recent). Only the first
+    /// [`HELD_SCAN`] entries are looked at; returns the count written to `out`.
+    pub fn held_blocks<'a>(
+        &self,
+        cack: u32,
+        held: impl Fn(u8) -> Option<(u32, &'a [(u32, u32)])>,
+        out: &mut [(u32, u32)],
+    ) -> usize {
+        // Maximal runs in ascending order, then the last `out.len()` of them, reversed.
+        let mut runs = [(0u32, 0u32); 16];
+        let mut n = 0usize;
+        let mut push = |lo: u32, hi: u32, n: &mut usize| {
+            if !seq_lt(lo, hi) {
+                return;
             }
-            let c = e.cseq.wrapping_add(lo.wrapping_sub(s));
-            out[n] = (c, c.wrapping_add(hi.wrapping_sub(lo)));
-            n += 1;
+            if *n > 0 && runs[(*n - 1) % runs.len()].1 == lo {
+                runs[(*n - 1) % runs.len()].1 = hi;
+            } else {
+                runs[*n % runs.len()] = (lo, hi);
+                *n += 1;
+            }
+        };
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| seq_gt(e.cseq.wrapping_add(e.len), cack))
+            .take(HELD_SCAN)
+        {
+            let Some((una, sacks)) = held(e.sub) else {
+                continue;
+            };
+            let (s, t) = (e.ssn, e.ssn.wrapping_add(e.len));
+            let host = |x: u32| e.cseq.wrapping_add(x.wrapping_sub(s));
+            // Below the subflow's ACK, then the SACKed parts in SSN order.
+            let mut pos = s;
+            let acked_end = if seq_lt(una, t) { una } else { t };
+            if seq_lt(pos, acked_end) {
+                push(host(pos), host(acked_end), &mut n);
+                pos = acked_end;
+            }
+            while seq_lt(pos, t) {
+                let next = sacks
+                    .iter()
+                    .filter(|&&(_, r)| seq_gt(r, pos))
+                    .map(|&(l, r)| (if seq_gt(l, pos) { l } else { pos }, r))
+                    .min_by_key(|&(l, _)| l.wrapping_sub(pos));
+                let Some((l, r)) = next else { break };
+                if !seq_lt(l, t) {
+                    break;
+                }
+                let r = if seq_lt(r, t) { r } else { t };
+                push(host(l), host(r), &mut n);
+                pos = r;
+            }
         }
-        n
+        // Clip the lowest run at cack (an entry may start below it).
+        let kept = n.min(runs.len());
+        let first = n - kept;
+        let mut k = 0;
+        for i in (first..n).rev() {
+            if k == out.len() {
+                break;
+            }
+            let (lo, hi) = runs[i % runs.len()];
+            let lo = if seq_lt(lo, cack) { cack } else { lo };
+            if seq_lt(lo, hi) {
+                out[k] = (lo, hi);
+                k += 1;
+            }
+        }
+        k
     }
 }
+
+/// SEND table entries looked at for the host's SACK blocks.
+pub const HELD_SCAN: usize = 128;
 
 /// The paper's single active subflow: the first established one that the server did not
 /// make a backup (MP_PRIO, RFC 8684 §3.3.8), the initial subflow while it can; a backup one
@@ -242,9 +307,19 @@ mod tests {
                 }
             ]
         );
+        // Subflow 1 SACKed 7010..7020; subflow 0 acked everything (1100).
         let mut r = [(0, 0); 4];
-        let n = s.to_host(1, 7010, 7020, &mut r);
-        assert_eq!(&r[..n], &[(210, 220)]);
+        let sacks1 = [(7010u32, 7020u32)];
+        let n = s.held_blocks(
+            100,
+            |sub| match sub {
+                0 => Some((1100, &[][..])),
+                1 => Some((7000, &sacks1[..])),
+                _ => None,
+            },
+            &mut r,
+        );
+        assert_eq!(&r[..n], &[(210, 220), (100, 200)]);
         s.trim(210);
         assert_eq!(s.entries.len(), 1);
         assert_eq!(

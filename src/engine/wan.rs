@@ -254,8 +254,9 @@ fn mptcp(
         sub.ts_recent = val;
     }
     let now = ctx.now;
+    let mut sub_acked = false;
     if let Some(sub) = conn.sub_mut(si).filter(|_| p.flags & ACK != 0) {
-        sub.on_ack(p.ack, now, opts.sack_n > 0);
+        sub_acked = sub.on_ack(p.ack, now, opts.sack_blocks());
     }
 
     // MPTCP options of this segment.
@@ -406,25 +407,19 @@ fn mptcp(
             };
             let start = dsn + skip as u64;
             let fin = conn.s_data_fin == Some(start + data.len() as u64);
-            data_to_client(ctx, conn, si, start, data, psum, fin, p, &[]);
+            data_to_client(ctx, conn, si, start, data, psum, fin, p, false);
         }
     } else if let Some(fd) = conn.s_data_fin.filter(|_| data_fin) {
         // A bare DATA_FIN: the LAN host gets a FIN at its place in the stream.
-        data_to_client(ctx, conn, si, fd, &[], Some(0), true, p, &[]);
-    } else if data_ack_moved || !conn.weighted && si == 0 && p.window != 0 || opts.sack_n > 0 {
-        // A pure ACK: the LAN host needs the data-level ACK progress and window updates; SACK
-        // blocks of the initial subflow are in the host's own space (its data goes there 1:1).
-        data_to_client(
-            ctx,
-            conn,
-            si,
-            0,
-            &[],
-            Some(0),
-            false,
-            p,
-            &opts.sack[..opts.sack_n.min(4)],
-        );
+        data_to_client(ctx, conn, si, fd, &[], Some(0), true, p, false);
+    } else if data_ack_moved
+        || !conn.weighted && si == 0 && p.window != 0
+        || opts.sack_n > 0
+        || conn.weighted && sub_acked
+    {
+        // A pure ACK: the LAN host needs the data-level ACK progress, window updates, and
+        // (with SACK) what the peer holds on the subflows beyond the data-level ACK.
+        data_to_client(ctx, conn, si, 0, &[], Some(0), false, p, true);
     }
 
     // A server FIN on a subflow with everything delivered: acknowledge it now (joins also
@@ -459,7 +454,7 @@ fn data_to_client(
     psum: Option<u32>,
     fin: bool,
     p: &IpTcp,
-    sacks: &[(u32, u32)],
+    sack: bool,
 ) {
     let Some(sub) = conn.sub(si) else { return };
     let seq = if data.is_empty() && !fin {
@@ -483,15 +478,27 @@ fn data_to_client(
         w.ts(tsval, conn.c_ts_recent);
         conn.ts_to_client = tsval;
     }
-    if conn.sack && data.is_empty() && !sacks.is_empty() {
+    // Only while some subflow reports a loss (SACK blocks from the peer): then the LAN host
+    // must learn which of its bytes are missing, and that the others arrived. Otherwise the
+    // data-level ACK alone, so that the paths' different delays do not look like losses.
+    let lossy = conn
+        .subs()
+        .any(|s| s.state == SubState::Established && s.sacked_n > 0);
+    if conn.sack && sack && data.is_empty() && lossy {
+        // What the peer holds beyond the data-level ACK, through the SEND table.
         let mut b = [(0u32, 0u32); 4];
-        let mut n = 0;
-        // Through the SEND table, from this subflow's numbers to the host's.
-        if let Some(send) = &conn.send {
-            for &(l, r) in sacks {
-                n += send.to_host(si, l, r, &mut b[n..]);
-            }
-        }
+        let room = if conn.ts { 3 } else { 4 };
+        let n = conn.send.as_ref().map_or(0, |send| {
+            send.held_blocks(
+                ack,
+                |i| {
+                    conn.sub(i)
+                        .filter(|s| s.state == SubState::Established)
+                        .map(|s| (s.snd_una, s.sacked()))
+                },
+                &mut b[..room],
+            )
+        });
         w.sack(&b[..n]);
     }
     let mut flags = ACK | if data.is_empty() { 0 } else { p.flags & PSH };
