@@ -22,13 +22,8 @@ use uci::{Section, Value};
 
 /// Options accepted and ignored because later versions will use them: `(section type, option)`.
 ///
-/// - `uplink`: `backup` (RFC 8684 backup flag), `weight` (scheduler weight), `probe` (liveness
-///   probing).
-pub const RESERVED: &[(&str, &str)] = &[
-    ("uplink", "backup"),
-    ("uplink", "weight"),
-    ("uplink", "probe"),
-];
+/// - `uplink`: `weight` (scheduler weight).
+pub const RESERVED: &[(&str, &str)] = &[("uplink", "weight")];
 
 /// The most enabled `config uplink` sections a file may have.
 pub const MAX_UPLINKS: usize = 8;
@@ -63,7 +58,17 @@ const UPLINK_KEYS: &[&str] = &[
     "gateway6",
     "mtu",
     "disabled",
+    "backup",
+    "probe",
+    "probe_target",
+    "probe_interval",
+    "probe_timeout",
+    "probe_down",
+    "probe_up",
 ];
+
+/// The most `list probe_target` entries of one uplink.
+pub const MAX_PROBE_TARGETS: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -113,6 +118,92 @@ pub struct Uplink {
     pub mtu: Option<u16>,
     /// Line of the section header, for messages.
     pub line: usize,
+}
+
+/// How an uplink's health is probed (`option probe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// ICMP / ICMPv6 echo requests (the default).
+    Icmp,
+    /// A TCP connection attempt to `IP:PORT` (port 443 by default): SYN/ACK or RST answers.
+    Tcp,
+    /// A DNS query over UDP to `IP:PORT` (port 53 by default): any reply answers.
+    Dns,
+    /// No probes: link and address events only.
+    None,
+}
+
+impl ProbeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Icmp => "icmp",
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Dns => "dns",
+            ProbeKind::None => "none",
+        }
+    }
+
+    /// The port a target gets when it names none (0 for ICMP, which has none).
+    pub fn default_port(self) -> u16 {
+        match self {
+            ProbeKind::Tcp => 443,
+            ProbeKind::Dns => 53,
+            ProbeKind::Icmp | ProbeKind::None => 0,
+        }
+    }
+}
+
+/// The health options of a `config uplink` section (kept beside [`Uplink`], index for index
+/// in [`Loaded::health`], so that code building an [`Uplink`] by hand is not affected).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UplinkHealth {
+    /// `option backup` (default 0): a backup uplink (RFC 8684 backup flag on its subflows; no
+    /// data while a non-backup uplink is up).
+    pub backup: bool,
+    /// `option probe`: icmp | tcp | dns | none (default icmp).
+    pub probe: ProbeKind,
+    /// `list probe_target`: `IP`, `IP:PORT` or `[IPv6]:PORT` (port: tcp 443, dns 53; none for
+    /// icmp, stored as 0). Empty (or `probe 'none'`): no probes, link events only.
+    pub probe_targets: Vec<std::net::SocketAddr>,
+    /// `option probe_interval` in seconds, decimals allowed (default 1, 0.1..=3600), as ms.
+    pub probe_interval_ms: u32,
+    /// `option probe_timeout` in seconds (default 2, 0.1..=60): the longest a probe is waited
+    /// for (its RTO's upper bound), as ms.
+    pub probe_timeout_ms: u32,
+    /// `option probe_down`: unanswered probes in a row before the uplink is down (default 3,
+    /// 1..=100).
+    pub probe_down: u8,
+    /// `option probe_up`: answered probes in a row before it is up again (default 2, 1..=100).
+    pub probe_up: u8,
+}
+
+impl Default for UplinkHealth {
+    fn default() -> Self {
+        UplinkHealth {
+            backup: false,
+            probe: ProbeKind::Icmp,
+            probe_targets: Vec::new(),
+            probe_interval_ms: 1000,
+            probe_timeout_ms: 2000,
+            probe_down: 3,
+            probe_up: 2,
+        }
+    }
+}
+
+impl UplinkHealth {
+    /// Whether probes are sent at all.
+    pub fn probing(&self) -> bool {
+        self.probe != ProbeKind::None && !self.probe_targets.is_empty()
+    }
+}
+
+/// A configuration with the health options of its uplinks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    pub config: Config,
+    /// One entry per `config.uplinks` entry, same order.
+    pub health: Vec<UplinkHealth>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,14 +275,24 @@ impl std::error::Error for ConfigError {}
 
 /// Read and validate a configuration file.
 pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+    load_full(path).map(|l| l.config)
+}
+
+/// Read and validate a configuration file, with the uplinks' health options.
+pub fn load_full(path: &std::path::Path) -> Result<Loaded, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
     // libuci reads bytes; invalid UTF-8 can only end up in values, which are then rejected.
-    parse(path, &String::from_utf8_lossy(&bytes))
+    parse_full(path, &String::from_utf8_lossy(&bytes))
 }
 
 /// Validate configuration text (`path` is only used in messages and stored in the result).
 pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> {
+    parse_full(path, text).map(|l| l.config)
+}
+
+/// [`parse`], with the uplinks' health options.
+pub fn parse_full(path: &std::path::Path, text: &str) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let at = |line: usize, msg: String| ConfigError(format!("{file}:{line}: {msg}"));
     let pkg = uci::parse(text).map_err(|e| at(e.line, e.msg))?;
@@ -264,11 +365,13 @@ pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> 
     };
 
     let mut config = main.mpconv(path)?;
+    let mut health = Vec::new();
 
     for sec in &uplink_secs {
         let Some(uplink) = sec.uplink()? else {
             continue;
         };
+        let h = sec.health()?;
         for key in ["device", "interface"] {
             let value = |u: &Uplink| match key {
                 "device" => u.device.clone(),
@@ -306,6 +409,7 @@ pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> 
             ));
         }
         config.uplinks.push(uplink);
+        health.push(h);
     }
 
     if config.enabled {
@@ -347,7 +451,7 @@ pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> 
             ));
         }
     }
-    Ok(config)
+    Ok(Loaded { config, health })
 }
 
 /// How a section is named in messages: `'main' (mpconv)`, or `'@uplink[2]' (uplink)` when
@@ -580,6 +684,7 @@ impl Sec<'_> {
                 self.get("gateway", gateway4)?;
                 self.get("gateway6", gateway6)?;
                 self.get("mtu", |v| number(v, 576, 9000))?;
+                self.health()?;
                 return Ok(None);
             }
             return Err(self.opt_err(
@@ -603,6 +708,144 @@ impl Sec<'_> {
         };
         Ok(if disabled { None } else { Some(uplink) })
     }
+}
+
+impl Sec<'_> {
+    /// The health options (`backup`, `probe*`) of an uplink section.
+    fn health(&self) -> Result<UplinkHealth, ConfigError> {
+        let d = UplinkHealth::default();
+        let probe = self
+            .get("probe", |v| match v {
+                "icmp" => Ok(ProbeKind::Icmp),
+                "tcp" => Ok(ProbeKind::Tcp),
+                "dns" => Ok(ProbeKind::Dns),
+                "none" => Ok(ProbeKind::None),
+                _ => Err("is not a probe kind (icmp, tcp, dns or none)".into()),
+            })?
+            .unwrap_or(d.probe);
+        let mut probe_targets = Vec::new();
+        for (v, line) in concentrator::items(self, "probe_target") {
+            let t = probe_target(v, probe)
+                .map_err(|w| self.opt_err(line, "probe_target", format!("{} {w}", quoted(v))))?;
+            if probe_targets.contains(&t) {
+                return Err(self.opt_err(
+                    line,
+                    "probe_target",
+                    format!("{} is listed twice", quoted(v)),
+                ));
+            }
+            if probe_targets.len() >= MAX_PROBE_TARGETS {
+                return Err(self.opt_err(
+                    line,
+                    "probe_target",
+                    format!("too many targets (at most {MAX_PROBE_TARGETS})"),
+                ));
+            }
+            probe_targets.push(t);
+        }
+        let probe_interval_ms = self
+            .get("probe_interval", |v| seconds(v, 100, 3_600_000))?
+            .unwrap_or(d.probe_interval_ms);
+        let probe_timeout_ms = self
+            .get("probe_timeout", |v| seconds(v, 100, 60_000))?
+            .unwrap_or(d.probe_timeout_ms);
+        let count = |v: &str| number(v, 1, 100).map(|n| n as u8);
+        Ok(UplinkHealth {
+            backup: self.get("backup", boolean)?.unwrap_or(d.backup),
+            probe,
+            probe_targets,
+            probe_interval_ms,
+            probe_timeout_ms,
+            probe_down: self.get("probe_down", count)?.unwrap_or(d.probe_down),
+            probe_up: self.get("probe_up", count)?.unwrap_or(d.probe_up),
+        })
+    }
+}
+
+/// Seconds with up to three decimals (`'1'`, `'0.5'`, `'2.25'`), as milliseconds in
+/// `lo_ms..=hi_ms`.
+fn seconds(v: &str, lo_ms: u32, hi_ms: u32) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "is not a number of seconds in {}..={} (decimals allowed, e.g. '0.5')",
+            f64::from(lo_ms) / 1000.0,
+            f64::from(hi_ms) / 1000.0
+        )
+    };
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() && frac.is_empty()
+        || int.len() > 7
+        || frac.len() > 3
+        || v.ends_with('.')
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u32 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    let mut ms: u32 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        ms += u32::from(b - b'0') * [100, 10, 1][i];
+    }
+    let total = whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(ms))
+        .ok_or_else(bad)?;
+    if (lo_ms..=hi_ms).contains(&total) {
+        Ok(total)
+    } else {
+        Err(bad())
+    }
+}
+
+/// A probe target: `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`. ICMP takes no port (stored as
+/// 0); tcp and dns default to [`ProbeKind::default_port`].
+fn probe_target(v: &str, kind: ProbeKind) -> Result<std::net::SocketAddr, String> {
+    use std::net::SocketAddr;
+    let what = "is not a probe target (an IP address, 'IP:PORT' or '[IPv6]:PORT', e.g. \
+                '192.0.2.1', '192.0.2.1:443' or '[2001:db8::1]:53')";
+    let (ip, port) = if let Ok(sa) = v.parse::<SocketAddr>() {
+        (sa.ip(), Some(sa.port()))
+    } else if let Ok(ip) = v
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        if v.starts_with('[') != v.ends_with(']') || (v.starts_with('[') && ip.is_ipv4()) {
+            return Err(what.into());
+        }
+        (ip, None)
+    } else {
+        return Err(what.into());
+    };
+    let ip = match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+        a => a,
+    };
+    let unusable = match ip {
+        IpAddr::V4(a) => a.is_unspecified() || a.is_broadcast() || a.is_multicast(),
+        IpAddr::V6(a) => a.is_unspecified() || a.is_multicast(),
+    };
+    if unusable {
+        return Err("is not a usable probe target (unspecified, broadcast or multicast)".into());
+    }
+    let port = match (kind, port) {
+        (ProbeKind::Icmp, Some(_)) => {
+            return Err(
+                "has a port, but icmp probes take none (use option probe 'tcp' or \
+                        'dns' to probe a port)"
+                    .into(),
+            )
+        }
+        (_, Some(0)) => return Err("has port 0".into()),
+        (_, Some(p)) => p,
+        (k, None) => k.default_port(),
+    };
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// A value for a message, quoted and kept short.

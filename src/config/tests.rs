@@ -120,7 +120,7 @@ fn every_key() {
                 \toption interface 'wan'\n\
                 \toption backup '0'\n\
                 \toption weight '3'\n\
-                \toption probe '1'\n\
+                \toption probe 'tcp'\n\
                 config uplink 'lte'\n\
                 \toption device 'wwan0'\n\
                 \toption mtu '576'\n\
@@ -310,7 +310,11 @@ fn shipped_file() {
                 .strip_prefix("\t#option")
                 .map_or(l.to_string(), |r| format!("\toption{r}")),
         };
-        text.push_str(&l.replace("option enabled '0'", "option enabled '1'"));
+        // The explicit-mode options are documented too: uncommented, they need that mode.
+        text.push_str(
+            &l.replace("option enabled '0'", "option enabled '1'")
+                .replace("option mode 'implicit'", "option mode 'explicit'"),
+        );
         text.push('\n');
     }
     let c = ok(&text);
@@ -468,7 +472,7 @@ fn bad_values_name_file_line_section_key() {
         (
             "option secret x",
             "secret",
-            "unknown option (known: device, interface, gateway, gateway6, mtu, disabled)",
+            "unknown option (known: device, interface, gateway, gateway6, mtu, disabled, backup, probe, probe_target, probe_interval, probe_timeout, probe_down, probe_up)",
         ),
         ("option gatway 1.2.3.4", "gatway", "did you mean 'gateway'?"),
         (
@@ -491,7 +495,8 @@ fn bad_values_name_file_line_section_key() {
         e,
         format!(
             "{FILE}:7: section 'dsl' (uplink), option 'gatway': unknown option (known: device, \
-             interface, gateway, gateway6, mtu, disabled; did you mean 'gateway'?)"
+             interface, gateway, gateway6, mtu, disabled, backup, probe, probe_target, \
+             probe_interval, probe_timeout, probe_down, probe_up; did you mean 'gateway'?)"
         )
     );
 }
@@ -887,4 +892,223 @@ fn uplink_interface() {
     ok(&format!(
         "{BASE}\toption interface 'wan'\nconfig uplink 'x'\n\toption interface 'wan'\n\toption disabled 1\n"
     ));
+}
+
+fn full(text: &str) -> Loaded {
+    match parse_full(Path::new(FILE), text) {
+        Ok(l) => l,
+        Err(e) => panic!("unexpected error: {e}\n--- text:\n{text}"),
+    }
+}
+
+fn health_of(line: &str) -> UplinkHealth {
+    let l = full(&with_uplink(line));
+    assert_eq!(l.health.len(), 1);
+    l.health[0].clone()
+}
+
+#[test]
+fn health_defaults() {
+    let l = full(BASE);
+    assert_eq!(l.config, ok(BASE));
+    let h = &l.health[0];
+    assert_eq!(*h, UplinkHealth::default());
+    assert!(!h.backup);
+    assert_eq!(h.probe, ProbeKind::Icmp);
+    assert!(h.probe_targets.is_empty());
+    assert!(!h.probing(), "no targets: link events only");
+    assert_eq!(
+        (
+            h.probe_interval_ms,
+            h.probe_timeout_ms,
+            h.probe_down,
+            h.probe_up
+        ),
+        (1000, 2000, 3, 2)
+    );
+    assert!(!RESERVED.contains(&("uplink", "backup")));
+    assert!(!RESERVED.contains(&("uplink", "probe")));
+}
+
+#[test]
+fn health_every_key() {
+    let text = format!(
+        "{BASE}\toption backup '1'\n\toption probe 'dns'\n\tlist probe_target '192.0.2.1'\n\
+         \tlist probe_target '[2001:db8::1]:5353'\n\tlist probe_target '2001:db8::2'\n\
+         \toption probe_interval '0.25'\n\toption probe_timeout '1.5'\n\
+         \toption probe_down '5'\n\toption probe_up '4'\n\
+         config uplink 'lte'\n\toption device 'wwan0'\n\toption probe 'none'\n\
+         \tlist probe_target '192.0.2.9'\n\
+         config uplink 'off'\n\toption disabled '1'\n\toption backup '1'\n"
+    );
+    let l = full(&text);
+    assert_eq!(l.config.uplinks.len(), 2);
+    assert_eq!(l.health.len(), 2, "disabled uplinks have no entry");
+    let h = &l.health[0];
+    assert!(h.backup);
+    assert_eq!(h.probe, ProbeKind::Dns);
+    assert_eq!(
+        h.probe_targets,
+        vec![
+            "192.0.2.1:53".parse().unwrap(),
+            "[2001:db8::1]:5353".parse().unwrap(),
+            "[2001:db8::2]:53".parse().unwrap()
+        ]
+    );
+    assert_eq!((h.probe_interval_ms, h.probe_timeout_ms), (250, 1500));
+    assert_eq!((h.probe_down, h.probe_up), (5, 4));
+    assert!(h.probing());
+    assert_eq!(l.health[1].probe, ProbeKind::None);
+    assert!(!l.health[1].probing(), "probe 'none' ignores its targets");
+}
+
+#[test]
+fn health_values() {
+    assert!(health_of("option backup 'yes'").backup);
+    assert!(!health_of("option backup 'off'").backup);
+    for (v, k) in [
+        ("icmp", ProbeKind::Icmp),
+        ("tcp", ProbeKind::Tcp),
+        ("dns", ProbeKind::Dns),
+        ("none", ProbeKind::None),
+    ] {
+        assert_eq!(health_of(&format!("option probe '{v}'")).probe, k);
+        assert_eq!(k.name(), v);
+    }
+    // Default ports by kind; ICMP targets have none.
+    let t = |kind: &str, target: &str| {
+        let l = full(&format!(
+            "{BASE}\toption probe '{kind}'\n\tlist probe_target '{target}'\n"
+        ));
+        l.health[0].probe_targets[0]
+    };
+    assert_eq!(t("tcp", "192.0.2.1"), "192.0.2.1:443".parse().unwrap());
+    assert_eq!(t("tcp", "192.0.2.1:80"), "192.0.2.1:80".parse().unwrap());
+    assert_eq!(t("dns", "192.0.2.1"), "192.0.2.1:53".parse().unwrap());
+    assert_eq!(t("icmp", "192.0.2.1"), "192.0.2.1:0".parse().unwrap());
+    assert_eq!(t("icmp", "2001:db8::1"), "[2001:db8::1]:0".parse().unwrap());
+    assert_eq!(
+        t("icmp", "[2001:db8::1]"),
+        "[2001:db8::1]:0".parse().unwrap()
+    );
+    assert_eq!(
+        t("tcp", "[2001:db8::1]"),
+        "[2001:db8::1]:443".parse().unwrap()
+    );
+    assert_eq!(
+        t("icmp", "::ffff:192.0.2.7"),
+        "192.0.2.7:0".parse().unwrap()
+    );
+    // A single option with the kind's default (icmp).
+    assert_eq!(
+        health_of("option probe_target '192.0.2.1'").probe_targets,
+        vec!["192.0.2.1:0".parse().unwrap()]
+    );
+    let s = |v: &str| health_of(&format!("option probe_interval '{v}'")).probe_interval_ms;
+    assert_eq!(s("1"), 1000);
+    assert_eq!(s("0.1"), 100);
+    assert_eq!(s(".5"), 500);
+    assert_eq!(s("2.5"), 2500);
+    assert_eq!(s("1.125"), 1125);
+    assert_eq!(s("3600"), 3_600_000);
+    let to = |v: &str| health_of(&format!("option probe_timeout '{v}'")).probe_timeout_ms;
+    assert_eq!(to("0.1"), 100);
+    assert_eq!(to("60"), 60_000);
+    assert_eq!(health_of("option probe_down '1'").probe_down, 1);
+    assert_eq!(health_of("option probe_down '100'").probe_down, 100);
+    assert_eq!(health_of("option probe_up '1'").probe_up, 1);
+    assert_eq!(health_of("option probe_up '100'").probe_up, 100);
+}
+
+#[test]
+fn health_bad_values() {
+    let e = uplink_err("option backup 'maybe'", "backup");
+    assert!(e.contains("'maybe' is not a boolean"), "{e}");
+    assert_eq!(
+        uplink_err("option probe 'ping'", "probe"),
+        format!(
+            "{FILE}:7: section 'dsl' (uplink), option 'probe': 'ping' is not a probe kind \
+             (icmp, tcp, dns or none)"
+        )
+    );
+    for v in [
+        "example.net",
+        "192.0.2.1:",
+        "192.0.2.300",
+        "[192.0.2.1]",
+        "[2001:db8::1",
+        "2001:db8::1]",
+        "192.0.2.1:65536",
+        "192.0.2.1/32",
+    ] {
+        let e = uplink_err(&format!("option probe_target '{v}'"), "probe_target");
+        assert!(e.contains("is not a probe target"), "{v}: {e}");
+    }
+    for v in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::", "ff02::1"] {
+        let e = uplink_err(&format!("list probe_target '{v}'"), "probe_target");
+        assert!(e.contains("is not a usable probe target"), "{v}: {e}");
+    }
+    let e = uplink_err("list probe_target '192.0.2.1:80'", "probe_target");
+    assert!(e.contains("icmp probes take none"), "{e}");
+    let e = fails(&format!(
+        "{BASE}\toption probe 'tcp'\n\tlist probe_target '192.0.2.1:0'\n"
+    ));
+    assert!(
+        e.contains(":8: section 'dsl' (uplink), option 'probe_target': '192.0.2.1:0' has port 0"),
+        "{e}"
+    );
+    // Twice (443 is tcp's default port: the same target).
+    let e = fails(&format!(
+        "{BASE}\toption probe 'tcp'\n\tlist probe_target '192.0.2.1'\n\tlist probe_target '192.0.2.1:443'\n"
+    ));
+    assert!(
+        e.contains(
+            ":9: section 'dsl' (uplink), option 'probe_target': '192.0.2.1:443' is listed twice"
+        ),
+        "{e}"
+    );
+    let mut many = BASE.to_string();
+    for i in 1..=9 {
+        many.push_str(&format!("\tlist probe_target '192.0.2.{i}'\n"));
+    }
+    let e = fails(&many);
+    assert!(
+        e.contains(
+            ":15: section 'dsl' (uplink), option 'probe_target': too many targets (at most 8)"
+        ),
+        "{e}"
+    );
+    for v in [
+        "0", "0.05", "3601", "1.0001", "1.", "-1", "1,5", "abc", "1e3", " 1", ".",
+    ] {
+        let e = uplink_err(&format!("option probe_interval '{v}'"), "probe_interval");
+        assert!(
+            e.contains("is not a number of seconds in 0.1..=3600"),
+            "{v}: {e}"
+        );
+    }
+    for v in ["0", "61", "0.099", "x"] {
+        let e = uplink_err(&format!("option probe_timeout '{v}'"), "probe_timeout");
+        assert!(
+            e.contains("is not a number of seconds in 0.1..=60"),
+            "{v}: {e}"
+        );
+    }
+    for key in ["probe_down", "probe_up"] {
+        for v in ["0", "101", "-1", "2.5", "many"] {
+            let e = uplink_err(&format!("option {key} '{v}'"), key);
+            assert!(e.contains("is not a number in 1..=100"), "{key} {v}: {e}");
+        }
+    }
+    // Lists where single values belong.
+    let e = uplink_err("list probe 'icmp'", "probe");
+    assert!(e.contains("takes a single value"), "{e}");
+    // A disabled uplink's health options are checked too.
+    let e = fails(&format!(
+        "{BASE}config uplink 'spare'\n\toption disabled '1'\n\toption probe_up '0'\n"
+    ));
+    assert!(
+        e.contains(":9: section 'spare' (uplink), option 'probe_up':"),
+        "{e}"
+    );
 }
