@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use mpconv::engine::{Dest, Engine, EngineConfig, Side, UplinkConfig, Verdict};
+use mpconv::engine::{Dest, Engine, EngineConfig, Side, UplinkConfig, UplinkState, Verdict};
 use mpconv::wire::crypto;
 use mpconv::wire::mptcp::{Dss, Mapping, MpCapable, MpJoin, MptcpOption, MPC_H};
 use mpconv::wire::packet::{write_tcp, IpTcp, TcpSpec, ACK, FIN, PSH, SYN};
@@ -16,12 +16,17 @@ const UP1: Ipv4Addr = Ipv4Addr::new(100, 64, 2, 2);
 const SERVER_KEY: u64 = 0x1122_3344_5566_7788;
 
 fn engine() -> Engine {
+    engine_with_backup(false)
+}
+
+/// Two uplinks; the second ("lte") a backup uplink when `lte_backup`.
+fn engine_with_backup(lte_backup: bool) -> Engine {
     let up = |name: &str, a| UplinkConfig {
         name: name.into(),
         addr4: Some(a),
         addr6: None,
         mtu: 1500,
-        backup: false,
+        backup: lte_backup && name == "lte",
     };
     Engine::new(EngineConfig {
         uplinks: vec![up("dsl", UP0), up("lte", UP1)],
@@ -91,7 +96,10 @@ fn opt(o: MptcpOption) -> OptWriter {
 /// Client SYN → MP_CAPABLE SYN on uplink 0; server SYN/ACK with its key → SYN/ACK to the
 /// client. Returns the engine, the router's port on uplink 0 and the router's key.
 fn handshake() -> (Engine, u16, u64) {
-    let mut e = engine();
+    handshake_on(engine())
+}
+
+fn handshake_on(mut e: Engine) -> (Engine, u16, u64) {
     let mut syn = build(&Pkt {
         src: (CLIENT, 40000),
         dst: (SERVER, 80),
@@ -560,4 +568,147 @@ fn garbage_never_panics() {
             e.handle_timeout(10 + i * 1000);
         }
     }
+}
+
+/// The join's first ACK from the server (it establishes the join).
+fn establish_join(e: &mut Engine, jport: u16, jisn: u32, key: u64) {
+    let (_, local_idsn) = crypto::token_idsn(key);
+    let mut a = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP1, jport),
+        seq: 9001,
+        ack: jisn + 1,
+        flags: ACK,
+        opts: opt(MptcpOption::Dss(Dss {
+            data_fin: false,
+            data_ack: Some(local_idsn + 1),
+            ack64: true,
+            mapping: None,
+        })),
+        payload: vec![],
+    });
+    e.handle(5, Side::Uplink(1), &mut a);
+}
+
+fn host_data(seq: u32, len: usize) -> Vec<u8> {
+    build(&Pkt {
+        src: (CLIENT, 40000),
+        dst: (SERVER, 80),
+        seq,
+        ack: 5101,
+        flags: ACK | PSH,
+        opts: OptWriter::new(),
+        payload: vec![9; len],
+    })
+}
+
+/// The uplinks of the packets with payload in `out`.
+fn data_dests(out: &[(Dest, Vec<u8>)]) -> Vec<Dest> {
+    out.iter()
+        .filter(|o| IpTcp::parse(&o.1).unwrap().payload_len > 0)
+        .map(|o| o.0)
+        .collect()
+}
+
+#[test]
+fn uplink_down_moves_traffic_and_comes_back() {
+    let (mut e, port, key) = handshake();
+    let (jport, jisn) = confirm_and_join(&mut e, port, key);
+    establish_join(&mut e, jport, jisn, key);
+    drain(&mut e);
+    // The initial subflow's uplink dies: REMOVE_ADDR of address ID 0 on the join, nothing
+    // on the dead uplink.
+    e.set_uplink_state(10, 0, UplinkState::Down);
+    let out = drain(&mut e);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, Dest::Uplink(1));
+    match mptcp_opts(&out[0].1)[..] {
+        [MptcpOption::Dss(_), MptcpOption::RemoveAddr { ids, n: 1 }] => assert_eq!(ids[0], 0),
+        ref o => panic!("{o:?}"),
+    }
+    assert_eq!(e.counters().rm_addr_tx, 1);
+    // The host's data, new and retransmitted, goes on the join now.
+    e.handle(11, Side::Lan, &mut host_data(1001, 100));
+    assert_eq!(data_dests(&drain(&mut e)), vec![Dest::Uplink(1)]);
+    let st = e.status();
+    assert_eq!(st.uplinks[0].state, UplinkState::Down);
+    assert_eq!(st.connections[0].subflows[0].state, "closed");
+    // A new connection starts on the working uplink.
+    let mut syn = build(&Pkt {
+        src: (CLIENT, 40001),
+        dst: (SERVER, 80),
+        seq: 7000,
+        ack: 0,
+        flags: SYN,
+        opts: OptWriter::new(),
+        payload: vec![],
+    });
+    e.handle(12, Side::Lan, &mut syn);
+    let out = drain(&mut e);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Dest::Uplink(1));
+    // The uplink comes back: the first connection opens a subflow on it again, with a new
+    // address ID (its uplink index + 1).
+    e.set_uplink_state(13, 0, UplinkState::Up);
+    let out = drain(&mut e);
+    let joins: Vec<_> = out
+        .iter()
+        .filter(|o| {
+            o.0 == Dest::Uplink(0)
+                && matches!(
+                    mptcp_opts(&o.1)[..],
+                    [MptcpOption::MpJoin(MpJoin::Syn { .. })]
+                )
+        })
+        .collect();
+    assert_eq!(joins.len(), 1, "{out:?}");
+    match mptcp_opts(&joins[0].1)[..] {
+        [MptcpOption::MpJoin(MpJoin::Syn {
+            addr_id, backup, ..
+        })] => assert_eq!((addr_id, backup), (1, false)),
+        ref o => panic!("{o:?}"),
+    }
+    assert_eq!(e.counters().subflow_reopened, 1);
+}
+
+#[test]
+fn backup_uplink_and_handover() {
+    let (mut e, port, key) = handshake_on(engine_with_backup(true));
+    // The join on the backup uplink carries the B bit.
+    let (_, local_idsn) = crypto::token_idsn(key);
+    let _ = local_idsn;
+    let (jport, jisn) = confirm_and_join(&mut e, port, key);
+    establish_join(&mut e, jport, jisn, key);
+    drain(&mut e);
+    assert!(e.status().connections[0].subflows[1].backup);
+    e.handle(6, Side::Lan, &mut host_data(1001, 100));
+    assert_eq!(data_dests(&drain(&mut e)), vec![Dest::Uplink(0)]);
+    // Make-before-break to the backup uplink: MP_PRIO(backup) on the initial subflow,
+    // MP_PRIO(regular) on the join; the data follows.
+    assert_eq!(e.handover(7, 1), Ok(1));
+    let out = drain(&mut e);
+    let prio: Vec<(Dest, bool)> = out
+        .iter()
+        .filter_map(|o| {
+            mptcp_opts(&o.1).iter().find_map(|m| match m {
+                MptcpOption::MpPrio { backup } => Some((o.0, *backup)),
+                _ => None,
+            })
+        })
+        .collect();
+    assert_eq!(prio.len(), 2, "{out:?}");
+    assert!(prio.contains(&(Dest::Uplink(0), true)));
+    assert!(prio.contains(&(Dest::Uplink(1), false)));
+    e.handle(8, Side::Lan, &mut host_data(1101, 100));
+    assert_eq!(data_dests(&drain(&mut e)), vec![Dest::Uplink(1)]);
+    // The target dies: the initial subflow is made regular again and carries the data.
+    e.set_uplink_state(9, 1, UplinkState::Down);
+    let out = drain(&mut e);
+    assert!(out.iter().any(|o| o.0 == Dest::Uplink(0)
+        && mptcp_opts(&o.1)
+            .iter()
+            .any(|m| matches!(m, MptcpOption::MpPrio { backup: false }))));
+    e.handle(10, Side::Lan, &mut host_data(1201, 100));
+    assert_eq!(data_dests(&drain(&mut e)), vec![Dest::Uplink(0)]);
+    assert_eq!(e.handover(11, 1), Err("uplink 'lte' is down".into()));
 }

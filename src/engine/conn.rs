@@ -337,7 +337,13 @@ pub struct Subflow {
     pub ts_off: u32,
     /// Server's window scale on this subflow.
     pub wscale: u8,
+    /// The server made this subflow a backup (MP_PRIO or the B bit of its join).
     pub backup: bool,
+    /// We made it one (MP_JOIN B bit or our MP_PRIO): a backup or degraded uplink, or a
+    /// handover to another uplink. Our data avoids it while another subflow is up.
+    pub local_backup: bool,
+    /// The address ID it carries (0 for the initial subflow).
+    pub addr_id: u8,
     pub nonce: u32,
     pub rnonce: u32,
     /// Highest ACK the server sent on this subflow (our bytes it has), when we send data here.
@@ -415,6 +421,11 @@ impl Subflow {
         acked > 0
     }
 
+    /// A backup subflow, by the server's choice or ours.
+    pub fn is_backup(&self) -> bool {
+        self.backup || self.local_backup
+    }
+
     /// The server's latest SACK blocks on this subflow.
     pub fn sacked(&self) -> &[(u32, u32)] {
         &self.sacked[..self.sacked_n as usize]
@@ -437,6 +448,8 @@ impl Subflow {
             ts_off: 0,
             wscale: 0,
             backup: false,
+            local_backup: false,
+            addr_id: 0,
             snd_una: isn.wrapping_add(1),
             sacked: [(0, 0); 4],
             sacked_n: 0,

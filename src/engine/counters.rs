@@ -52,8 +52,14 @@ counters! {
     echo_add => "EchoAdd",
     /// REMOVE_ADDR received.
     rm_addr => "RmAddr",
+    /// REMOVE_ADDR sent (an uplink went down).
+    rm_addr_tx => "RmAddrTx",
     /// MP_PRIO received.
     mp_prio_rx => "MPPrioRx",
+    /// MP_PRIO sent (backup or degraded uplink, handover, failover to a backup).
+    mp_prio_tx => "MPPrioTx",
+    /// Subflows opened again on an uplink that came back, or for a handover.
+    subflow_reopened => "SubflowReopened",
     /// MP_FAIL received (mid-connection fallback is not supported: the connection is reset).
     mp_fail_rx => "MPFailRx",
     /// Subflows reset by the peer without MP_FASTCLOSE while others carried on.

@@ -21,7 +21,10 @@ pub const OPTION_OVERHEAD: u16 = 24;
 pub fn syn(ctx: &mut Ctx, conn: &Conn, window: u16, ttl: u8) -> bool {
     let Some(sub) = conn.sub(0) else { return false };
     let mut w = OptWriter::new();
-    w.mss(conn.c_mss.min(ctx.mss_limit(0, conn.remote.is_ipv6())));
+    w.mss(
+        conn.c_mss
+            .min(ctx.mss_limit(sub.uplink, conn.remote.is_ipv6())),
+    );
     if conn.c_sack {
         w.sack_perm();
     }
@@ -52,7 +55,15 @@ pub fn syn(ctx: &mut Ctx, conn: &Conn, window: u16, ttl: u8) -> bool {
         Some(c) => (&c.req[..c.req_len as usize], None),
         None => (&[][..], Some(0)),
     };
-    emit::segment(ctx.tx, ctx.counters, Dest::Uplink(0), &spec, &w, data, sum)
+    emit::segment(
+        ctx.tx,
+        ctx.counters,
+        Dest::Uplink(sub.uplink),
+        &spec,
+        &w,
+        data,
+        sum,
+    )
 }
 
 /// Explicit mode, when the concentrator did not take the Convert request in the SYN: send it
@@ -105,7 +116,7 @@ pub fn send_request(ctx: &mut Ctx, conn: &mut Conn) {
     emit::segment(
         ctx.tx,
         ctx.counters,
-        Dest::Uplink(0),
+        Dest::Uplink(sub.uplink),
         &spec,
         &w,
         req,
@@ -145,14 +156,14 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) -> (Verdict
         }
         ConnState::Fallback => {
             if let Some(sub) = conn.sub(0) {
-                let Some(src) = ctx.uplink_addr(0, p.v6) else {
+                let Some(src) = ctx.uplink_addr(sub.uplink, p.v6) else {
                     return (Verdict::Drop, after);
                 };
                 let src = SocketAddr::new(src, sub.port);
                 emit::translate(
                     ctx.tx,
                     ctx.counters,
-                    Dest::Uplink(0),
+                    Dest::Uplink(sub.uplink),
                     pkt,
                     p,
                     src,
@@ -321,9 +332,10 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
                 }
             }
         }
-    } else if let Some(s0) = conn.sub(0) {
-        // A pure ACK goes on the initial subflow, at its next sequence number.
-        let sseq = s0.snd_nxt;
+    } else if let Some((ai, sa)) = ack_subflow(conn) {
+        // A pure ACK goes on the initial subflow (or the active one when it is gone), at its
+        // next sequence number.
+        let sseq = sa.snd_nxt;
         let seg = Seg {
             sseq,
             rel: conn.ssn_rel(sseq),
@@ -332,8 +344,18 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
             psum,
             fin,
         };
-        emit_on(ctx, conn, 0, &seg, dack, dsacks, acks[0], p, tsval);
-        sent_on[0] = true;
+        emit_on(
+            ctx,
+            conn,
+            ai,
+            &seg,
+            dack,
+            dsacks,
+            acks[ai as usize],
+            p,
+            tsval,
+        );
+        sent_on[ai as usize] = true;
     }
 
     // The other subflows: a pure ACK on each one whose ACK advanced (it contributed to the
@@ -366,6 +388,18 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
             }
         }
     }
+}
+
+/// The subflow that carries the LAN host's pure ACKs: the initial one while it is up, else
+/// the active one.
+pub fn ack_subflow(conn: &Conn) -> Option<(u8, &Subflow)> {
+    let i = match conn.sub(0) {
+        Some(s) if s.state != SubState::Closed => 0,
+        _ => sched::active(conn),
+    };
+    conn.sub(i)
+        .filter(|s| s.state != SubState::Closed)
+        .map(|s| (i, s))
 }
 
 /// One piece of a LAN host's segment, placed on a subflow.
@@ -525,7 +559,12 @@ fn plan_pieces(
             continue;
         }
         let si = sched::choose(conn, glen);
-        let Some(sub) = conn.sub_mut(si) else {
+        // No established subflow (every uplink down): nothing goes out, the host sends the
+        // bytes again later.
+        let Some(sub) = conn
+            .sub_mut(si)
+            .filter(|s| s.state == SubState::Established)
+        else {
             continue;
         };
         let ssn = sub.snd_nxt;

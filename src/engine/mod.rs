@@ -16,6 +16,7 @@
 //! connection are dropped and re-emitted as subflow packets; subflow packets from the server are
 //! dropped and re-emitted towards the LAN host.
 
+use crate::wire::mptcp::MptcpOption;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 mod conn;
@@ -249,7 +250,8 @@ pub struct SubflowStatus {
     pub uplink: u8,
     pub local_port: u16,
     pub state: &'static str,
-    /// The server asked for this subflow to be a backup (MP_PRIO).
+    /// A backup subflow: the server asked for it (MP_PRIO), or we did (backup or degraded
+    /// uplink, handover).
     pub backup: bool,
     /// Smoothed RTT of our data on this subflow (µs; 0 = not measured: no data sent on it).
     pub srtt_us: u64,
@@ -288,6 +290,10 @@ pub struct Engine {
     traffic: Vec<Traffic>,
     /// Health of each uplink (index as in the configuration).
     uplink_state: Vec<UplinkState>,
+    /// The uplink `handover` moved the traffic to, if any.
+    preferred: Option<u8>,
+    /// Time of the latest call (for work done outside `handle`).
+    now: Micros,
     rate_since: Micros,
 }
 
@@ -443,6 +449,8 @@ impl Engine {
             warned_full: false,
             traffic: vec![Traffic::default(); nup],
             uplink_state: vec![UplinkState::Up; nup],
+            preferred: None,
+            now: 0,
             rate_since: 0,
             cfg,
         }
@@ -465,6 +473,7 @@ impl Engine {
 
     /// Handle one IP packet (IPv4 or IPv6, starting at the IP header).
     pub fn handle(&mut self, now: Micros, from: Side, packet: &mut [u8]) -> Verdict {
+        self.now = now;
         let p = match IpTcp::parse(packet) {
             Ok(p) => p,
             Err(_) => {
@@ -531,16 +540,9 @@ impl Engine {
             None => server,
         };
         let v6 = remote.is_ipv6();
-        let has_addr = self.cfg.uplinks.first().is_some_and(|u| {
-            if v6 {
-                u.addr6.is_some()
-            } else {
-                u.addr4.is_some()
-            }
-        });
-        if !has_addr {
+        let Some(u0) = self.initial_uplink(v6) else {
             return Verdict::Accept;
-        }
+        };
         let opts = TcpOptions::parse(p.options(pkt));
         if opts.malformed {
             self.counters.opt_malformed += 1;
@@ -557,13 +559,13 @@ impl Engine {
             }
             return Verdict::Accept;
         }
-        let Some(port) = self.table.alloc_port(0) else {
+        let Some(port) = self.table.alloc_port(u0) else {
             self.counters.conn_table_full += 1;
             return Verdict::Accept;
         };
         let local_key = self.rng.u64();
         let (_, local_idsn) = crypto::token_idsn(local_key);
-        let mut sub0 = Subflow::new(0, port, p.seq);
+        let mut sub0 = Subflow::new(u0, port, p.seq);
         sub0.state = conn::SubState::SynSent;
         let mut subs: [Option<Subflow>; conn::MAX_SUBFLOWS] = Default::default();
         subs[0] = Some(sub0);
@@ -575,7 +577,7 @@ impl Engine {
                 Ok(n) => req.req_len = n as u8,
                 Err(_) => {
                     self.counters.pkt_malformed += 1;
-                    self.table.unbind_sub((0, port));
+                    self.table.unbind_sub((u0, port));
                     return Verdict::Accept;
                 }
             }
@@ -624,10 +626,10 @@ impl Engine {
             subs,
         };
         let Some(slot) = self.table.insert(c) else {
-            self.table.unbind_sub((0, port));
+            self.table.unbind_sub((u0, port));
             return Verdict::Accept;
         };
-        self.table.bind_sub((0, port), slot, 0);
+        self.table.bind_sub((u0, port), slot, 0);
         if let Some((conn, mut ctx)) = self.split(now, slot) {
             lan::syn(&mut ctx, conn, p.window, p.ttl);
         }
@@ -659,8 +661,86 @@ impl Engine {
             if after.start_joins {
                 self.start_joins(now, slot);
             }
+            if after.joined || after.start_joins {
+                self.reconcile(slot);
+            }
         }
         v
+    }
+
+    /// The uplink of a new connection's initial subflow: the first that is up, not a backup
+    /// and has an address of the family; else the first not down (a backup, or degraded).
+    fn initial_uplink(&self, v6: bool) -> Option<u8> {
+        let ok = |i: usize, u: &UplinkConfig| {
+            (if v6 {
+                u.addr6.is_some()
+            } else {
+                u.addr4.is_some()
+            }) && self.uplink_state.get(i) != Some(&UplinkState::Down)
+        };
+        let up = |i: usize| self.uplink_state.get(i) == Some(&UplinkState::Up);
+        let ups = self.cfg.uplinks.iter().enumerate();
+        ups.clone()
+            .find(|&(i, u)| ok(i, u) && up(i) && !u.backup)
+            .or_else(|| ups.clone().find(|&(i, u)| ok(i, u) && !u.backup))
+            .or_else(|| ups.clone().find(|&(i, u)| ok(i, u)))
+            .map(|(i, _)| i as u8)
+    }
+
+    /// Whether subflows on uplink `u` should be backups now, for a connection that has an
+    /// established subflow on the uplinks in `have`: the handover target when it is usable
+    /// (everything else is a backup); else a backup uplink, or a degraded one, while the
+    /// connection has a subflow on an uplink that is up and not a backup.
+    fn want_backup(&self, u: u8, have: &[bool; conn::MAX_SUBFLOWS]) -> bool {
+        let st = |i: usize| self.uplink_state.get(i).copied().unwrap_or_default();
+        if let Some(p) = self.preferred.filter(|&p| {
+            (p as usize) < have.len() && have[p as usize] && st(p as usize) != UplinkState::Down
+        }) {
+            return u != p;
+        }
+        let primary = (0..have.len().min(self.cfg.uplinks.len()))
+            .any(|i| have[i] && st(i) == UplinkState::Up && !self.cfg.uplinks[i].backup);
+        primary
+            && (self.cfg.uplinks.get(u as usize).is_some_and(|c| c.backup)
+                || st(u as usize) != UplinkState::Up)
+    }
+
+    /// Bring the backup flags we gave a connection's subflows in line with the uplinks'
+    /// state, backup flags and the handover target: MP_PRIO on each subflow whose flag
+    /// changes (RFC 8684 §3.3.8; in v1 it applies to the subflow it is sent on).
+    fn reconcile(&mut self, slot: usize) {
+        let mut have = [false; conn::MAX_SUBFLOWS];
+        let Some(c) = self.table.get(slot) else {
+            return;
+        };
+        if c.state != ConnState::Mptcp {
+            return;
+        }
+        for s in c.subs() {
+            if s.state == conn::SubState::Established && (s.uplink as usize) < have.len() {
+                have[s.uplink as usize] = true;
+            }
+        }
+        let mut want = [false; conn::MAX_SUBFLOWS];
+        for (i, w) in want.iter_mut().enumerate() {
+            *w = self.want_backup(i as u8, &have);
+        }
+        let now = self.now;
+        let Some((conn, mut ctx)) = self.split(now, slot) else {
+            return;
+        };
+        for i in 0..conn::MAX_SUBFLOWS as u8 {
+            let Some(s) = conn.sub(i) else { continue };
+            let wb = want.get(s.uplink as usize).copied().unwrap_or(false);
+            if s.state != conn::SubState::Established || s.local_backup == wb {
+                continue;
+            }
+            signal(&mut ctx, conn, s, MptcpOption::MpPrio { backup: wb });
+            ctx.counters.mp_prio_tx += 1;
+            if let Some(s) = conn.sub_mut(i) {
+                s.local_backup = wb;
+            }
+        }
     }
 
     fn close_sub(&mut self, slot: usize, si: u8) {
@@ -671,32 +751,79 @@ impl Engine {
         sub.state = conn::SubState::Closed;
         sub.timer = None;
         let key = (sub.uplink, sub.port);
+        // Its bytes are sent again on a live subflow when the LAN host retransmits them, and
+        // the slot may carry a new join later.
+        if let Some(send) = conn.send.as_mut() {
+            send.entries.retain(|e| e.sub != si);
+        }
         self.table.unbind_sub(key);
     }
 
-    /// One join per other uplink of the server's address family (RFC 8684 §3.2).
+    /// A join on every uplink of the server's address family that is not down and has no
+    /// subflow of this connection yet (RFC 8684 §3.2). Its address ID is the uplink's index
+    /// plus one (0 is the initial subflow's); its B bit says whether we want it as a backup.
     fn start_joins(&mut self, now: Micros, slot: usize) {
-        let v6 = match self.table.get(slot) {
-            Some(c) => c.remote.is_ipv6(),
-            None => return,
+        let (v6, mut have, mut established) = match self.table.get(slot) {
+            Some(c) if c.state == ConnState::Mptcp && c.confirmed => {
+                let mut have = [false; conn::MAX_SUBFLOWS];
+                let mut est = [false; conn::MAX_SUBFLOWS];
+                for s in c.subs().filter(|s| s.state != conn::SubState::Closed) {
+                    if let Some(h) = have.get_mut(s.uplink as usize) {
+                        *h = true;
+                        est[s.uplink as usize] = s.state == conn::SubState::Established;
+                    }
+                }
+                (c.remote.is_ipv6(), have, est)
+            }
+            _ => return,
         };
         let n = self.cfg.uplinks.len().min(conn::MAX_SUBFLOWS);
-        for u in 1..n {
+        for u in 0..n {
             let up = &self.cfg.uplinks[u];
-            if (v6 && up.addr6.is_none()) || (!v6 && up.addr4.is_none()) {
+            if have[u]
+                || self.uplink_state[u] == UplinkState::Down
+                || (v6 && up.addr6.is_none())
+                || (!v6 && up.addr4.is_none())
+            {
                 continue;
             }
+            // A free slot (never the initial subflow's).
+            let Some(si) = self.table.get(slot).and_then(|c| {
+                (1..conn::MAX_SUBFLOWS).find(|&i| {
+                    c.subs[i]
+                        .as_ref()
+                        .is_none_or(|s| s.state == conn::SubState::Closed)
+                })
+            }) else {
+                return;
+            };
             let Some(port) = self.table.alloc_port(u as u8) else {
                 continue;
             };
+            if self
+                .table
+                .get(slot)
+                .is_some_and(|c| c.subs().any(|s| s.uplink as usize == u))
+            {
+                self.counters.subflow_reopened += 1;
+            }
+            established[u] = true;
+            let backup = self.want_backup(u as u8, &established);
+            established[u] = false;
             let Some((conn, mut ctx)) = self.split(now, slot) else {
                 return;
             };
             let mut sub = lan::new_join(&mut ctx, u as u8, port);
+            sub.addr_id = u as u8 + 1;
+            sub.local_backup = backup;
             sub.timer = Some(now + JOIN_SYN_RTO);
             join_syn(&mut ctx, conn, &sub);
-            conn.subs[u] = Some(sub);
-            self.table.bind_sub((u as u8, port), slot, u as u8);
+            if let Some(send) = conn.send.as_mut() {
+                send.entries.retain(|e| e.sub as usize != si);
+            }
+            conn.subs[si] = Some(sub);
+            have[u] = true;
+            self.table.bind_sub((u as u8, port), slot, si as u8);
         }
     }
 
@@ -718,6 +845,7 @@ impl Engine {
 
     /// Run the timers due at `now` (retransmissions, expiry).
     pub fn handle_timeout(&mut self, now: Micros) {
+        self.now = now;
         if now < self.next_sweep {
             return;
         }
@@ -811,8 +939,11 @@ impl Engine {
     }
 
     /// The health of uplink `u` changed (link event or probes). Going down moves every
-    /// connection's traffic off it at once (break-before-make); degraded moves it when another
-    /// uplink is up (make-before-break); up lets connections open subflows on it again.
+    /// connection's traffic off it at once (break-before-make): its subflows are closed,
+    /// REMOVE_ADDR tells the peer on a working subflow, so that the peer sends again what was
+    /// in flight on the dead path, and MP_PRIO makes a backup subflow a regular one when no
+    /// other is left. Degraded makes its subflows backups while another uplink is up
+    /// (make-before-break). Up again: connections open subflows on it again.
     pub fn set_uplink_state(&mut self, now: Micros, u: u8, state: UplinkState) {
         let Some(slot) = self.uplink_state.get_mut(u as usize) else {
             return;
@@ -820,18 +951,99 @@ impl Engine {
         if *slot == state {
             return;
         }
-        *slot = state;
-        let _ = now;
+        let was = std::mem::replace(slot, state);
+        self.now = now;
+        for i in 0..self.cfg.max_connections.max(1) {
+            let Some(c) = self.table.get(i) else { continue };
+            if state == UplinkState::Down {
+                if c.state == ConnState::SynSent && c.sub(0).is_some_and(|s| s.uplink == u) {
+                    // Not converted yet: forget it, the host's next SYN starts over elsewhere.
+                    self.table.remove(i);
+                    continue;
+                }
+                if c.state == ConnState::Mptcp {
+                    self.drop_uplink(now, i, u);
+                }
+            } else if was == UplinkState::Down {
+                self.start_joins(now, i);
+            }
+            self.reconcile(i);
+        }
     }
 
-    /// Move every connection's traffic to uplink `to` (make-before-break, MP_PRIO). Returns
-    /// how many connections were moved.
-    pub fn handover(&mut self, now: Micros, to: u8) -> Result<usize, String> {
-        let _ = now;
-        match self.cfg.uplinks.get(to as usize) {
-            None => Err(format!("no uplink with index {to}")),
-            Some(u) => Err(format!("handover to '{}' is not implemented yet", u.name)),
+    /// Close connection `slot`'s subflows on uplink `u` (which is down) and tell the peer.
+    fn drop_uplink(&mut self, now: Micros, slot: usize, u: u8) {
+        let Some((conn, mut ctx)) = self.split(now, slot) else {
+            return;
+        };
+        let mut ids = [0u8; 8];
+        let mut n = 0;
+        let mut dead = [false; conn::MAX_SUBFLOWS];
+        for (i, s) in conn.subs.iter().enumerate() {
+            let Some(s) = s else { continue };
+            if s.uplink == u && s.state != conn::SubState::Closed {
+                dead[i] = true;
+                if s.state == conn::SubState::Established && n < ids.len() {
+                    ids[n] = s.addr_id;
+                    n += 1;
+                }
+            }
         }
+        let live = conn.subs.iter().enumerate().find_map(|(i, s)| {
+            s.as_ref()
+                .filter(|s| !dead[i] && s.state == conn::SubState::Established)
+                .map(|_| i as u8)
+        });
+        if let (Some(li), true) = (live, n > 0) {
+            if let Some(ls) = conn.sub(li) {
+                signal(
+                    &mut ctx,
+                    conn,
+                    ls,
+                    MptcpOption::RemoveAddr { ids, n: n as u8 },
+                );
+                ctx.counters.rm_addr_tx += 1;
+            }
+        }
+        for (i, d) in dead.iter().enumerate() {
+            if *d {
+                self.close_sub(slot, i as u8);
+            }
+        }
+    }
+
+    /// Move every connection's traffic to uplink `to` (make-before-break): MP_PRIO makes the
+    /// subflows on the other uplinks backups once the connection has an established subflow
+    /// on `to` (a join is opened where it has none); new connections follow too. Returns how
+    /// many connections have a subflow on `to` now.
+    pub fn handover(&mut self, now: Micros, to: u8) -> Result<usize, String> {
+        let Some(u) = self.cfg.uplinks.get(to as usize) else {
+            return Err(format!("no uplink with index {to}"));
+        };
+        if self.uplink_state[to as usize] == UplinkState::Down {
+            return Err(format!("uplink '{}' is down", u.name));
+        }
+        self.preferred = Some(to);
+        self.now = now;
+        let mut moved = 0;
+        for i in 0..self.cfg.max_connections.max(1) {
+            if self
+                .table
+                .get(i)
+                .is_none_or(|c| c.state != ConnState::Mptcp)
+            {
+                continue;
+            }
+            self.start_joins(now, i);
+            self.reconcile(i);
+            if self.table.get(i).is_some_and(|c| {
+                c.subs()
+                    .any(|s| s.uplink == to && s.state != conn::SubState::Closed)
+            }) {
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
 
     /// A picture of the engine for `mpconv status`.
@@ -871,7 +1083,7 @@ impl Engine {
                 subflows.push(SubflowStatus {
                     uplink: s.uplink,
                     local_port: s.port,
-                    backup: s.backup,
+                    backup: s.is_backup(),
                     srtt_us: s.srtt,
                     inflight: s.snd_nxt.wrapping_sub(s.snd_una),
                     state: match s.state {
@@ -921,14 +1133,34 @@ fn join_syn(ctx: &mut Ctx, conn: &Conn, sub: &Subflow) {
     emit::mptcp(
         &mut w,
         &wire::mptcp::MptcpOption::MpJoin(wire::mptcp::MpJoin::Syn {
-            backup: false,
-            addr_id: sub.uplink,
+            backup: sub.local_backup,
+            addr_id: sub.addr_id,
             token: conn.remote_token,
             nonce: sub.nonce,
         }),
     );
     ctx.counters.mp_join_syn_tx += 1;
     ctx.control(conn, sub, sub.isn, 0, packet::SYN, &w);
+}
+
+/// A pure ACK on subflow `sub` (with the data-level ACK) that carries `opt`: MP_PRIO on the
+/// subflow it concerns, REMOVE_ADDR on any live one.
+fn signal(ctx: &mut Ctx, conn: &Conn, sub: &Subflow, opt: MptcpOption) {
+    let mut w = OptWriter::new();
+    if conn.ts {
+        w.ts(conn.c_ts_recent, conn.ecr_for(sub));
+    }
+    emit::mptcp(
+        &mut w,
+        &MptcpOption::Dss(wire::mptcp::Dss {
+            data_fin: false,
+            data_ack: Some(conn.data_ack_sent & 0xffff_ffff),
+            ack64: false,
+            mapping: None,
+        }),
+    );
+    emit::mptcp(&mut w, &opt);
+    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, packet::ACK, &w);
 }
 
 /// A fixed ring of packet buffers, allocated once.

@@ -197,9 +197,10 @@ impl SendState {
 /// SEND table entries looked at for the host's SACK blocks.
 pub const HELD_SCAN: usize = 128;
 
-/// The paper's single active subflow: the first established one that the server did not
-/// make a backup (MP_PRIO, RFC 8684 §3.3.8), the initial subflow while it can; a backup one
-/// only when there is nothing else.
+/// The paper's single active subflow: the first established one that is not a backup — the
+/// server did not make it one (MP_PRIO, RFC 8684 §3.3.8) and neither did we (backup uplink,
+/// degraded uplink, handover) — the initial subflow while it can; a backup one only when there
+/// is nothing else.
 pub fn active(conn: &Conn) -> u8 {
     let mut fallback = None;
     for (i, s) in conn.subs.iter().enumerate() {
@@ -207,7 +208,7 @@ pub fn active(conn: &Conn) -> u8 {
         if s.state != SubState::Established {
             continue;
         }
-        if !s.backup {
+        if !s.is_backup() {
             return i as u8;
         }
         fallback.get_or_insert(i as u8);
@@ -236,7 +237,7 @@ pub fn choose(conn: &Conn, len: u32) -> u8 {
         let mut best: [Option<(Micros, u32, u8)>; 3] = [None; 3];
         for (i, s) in conn.subs.iter().enumerate() {
             let Some(s) = s else { continue };
-            if s.state != SubState::Established || s.backup != backup {
+            if s.state != SubState::Established || s.is_backup() != backup {
                 continue;
             }
             let inflight = s.snd_nxt.wrapping_sub(s.snd_una);

@@ -5,6 +5,7 @@
 use super::conn::{Conn, ConnState, MapEntry, SubState};
 use super::emit;
 use super::lan::{self, OPTION_OVERHEAD};
+use super::sched;
 use super::{Ctx, Dest, Verdict};
 use crate::wire::crypto;
 use crate::wire::mptcp::{AddAddr, MpJoin, MptcpOption, MPC_A};
@@ -20,6 +21,8 @@ pub struct After {
     pub start_joins: bool,
     /// Forget this subflow (a join that failed).
     pub drop_sub: bool,
+    /// A join became established: the subflows' priorities may have to change.
+    pub joined: bool,
 }
 
 pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> (Verdict, After) {
@@ -249,6 +252,7 @@ fn mptcp(
             sub.timer = None;
         }
         ctx.counters.mp_join_ack_rx += 1;
+        after.joined = true;
     }
     if let (Some(sub), Some((val, _))) = (conn.sub_mut(si), opts.ts) {
         sub.ts_recent = val;
@@ -413,7 +417,7 @@ fn mptcp(
         // A bare DATA_FIN: the LAN host gets a FIN at its place in the stream.
         data_to_client(ctx, conn, si, fd, &[], Some(0), true, p, false);
     } else if data_ack_moved
-        || !conn.weighted && si == 0 && p.window != 0
+        || !conn.weighted && si == sched::active(conn) && p.window != 0
         || opts.sack_n > 0
         || conn.weighted && sub_acked
     {
