@@ -164,6 +164,37 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   await expectError(page, 'lte', 'weight', '0', /1 to 100/);
   await expectOk(page, 'lte', 'weight', '');
 
+  // Backup flag and health probes: kind in the row, targets and timings in the row's
+  // dialog (modalonly; the stand-in shows them in a second row).
+  assert.equal(await widget(page, 'wan', 'probe').inputValue(), 'icmp', 'probe kind defaults to icmp');
+  assert.equal(await widget(page, 'wan', 'backup').isChecked(), false);
+  assert.equal(await page.locator('tr.cbi-section-table-titles th[data-widget="probe_target"]').count(), 0, 'targets not a grid column');
+  await expectError(page, 'wan', 'probe_target', '1.1.1.1\n300.1.1.1', /300\.1\.1\.1: Expecting IP, IP:PORT or \[IPv6\]:PORT/);
+  await expectError(page, 'wan', 'probe_target', '1.1.1.1\n1.1.1.1', /listed twice/);
+  await expectError(page, 'wan', 'probe_target', '9.9.9.9:53', /ICMP probes take no port/);
+  await expectError(page, 'wan', 'probe_target', '224.0.0.1', /usable probe target/);
+  await expectOk(page, 'wan', 'probe_target', '1.1.1.1\n9.9.9.9');
+  await expectError(page, 'wan', 'probe_interval', '0', /seconds from 0\.1/);
+  await expectError(page, 'wan', 'probe_interval', '1,5', /decimals allowed/);
+  await expectOk(page, 'wan', 'probe_interval', '0.5');
+  await expectError(page, 'wan', 'probe_timeout', '-1', /seconds from/);
+  await expectOk(page, 'wan', 'probe_timeout', '1.5');
+  await expectError(page, 'wan', 'probe_down', '0', /1 to 100/);
+  await expectOk(page, 'wan', 'probe_down', '4');
+  await expectError(page, 'wan', 'probe_up', '2.5', /whole number/);
+  await expectOk(page, 'wan', 'probe_up', '');
+  await widget(page, 'lte', 'backup').check();
+  await widget(page, 'lte', 'probe').selectOption('dns');
+  await expectError(page, 'lte', 'probe_target', '8.8.8.8\n8.8.8.8:53', /8\.8\.8\.8:53 is listed twice \(as 8\.8\.8\.8\)/);
+  await expectError(page, 'lte', 'probe_target', '8.8.8.8:0', /Port 0/);
+  await expectOk(page, 'lte', 'probe_target', '[2001:4860:4860::8888]:53\n8.8.8.8');
+  // the kind decides whether a port is allowed: back to icmp, the port is refused
+  await widget(page, 'lte', 'probe').selectOption('icmp');
+  await errorOf(page, 'lte', 'probe_target').waitFor({ state: 'visible' });
+  assert.match(await errorOf(page, 'lte', 'probe_target').textContent(), /take no port/);
+  await widget(page, 'lte', 'probe').selectOption('dns');
+  assert.equal(await errorOf(page, 'lte', 'probe_target').isVisible(), false);
+
   // A third, disabled placeholder needs no device.
   await addUplink('spare');
   await widget(page, 'spare', 'disabled').check();
@@ -190,9 +221,12 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
     mark: '0x6d80000', idle_timeout: '3600', firewall: 'nftables',
   }, 'main section changes');
   const wan = Object.assign({}, ...sets.filter((c) => c.args.section === 'wan').map((c) => c.args.values));
-  assert.deepEqual(wan, { device: 'eth1', gateway: '192.168.100.1', mtu: '1492' });
+  // (a ListValue writes its default, as LuCI's does: probe 'icmp')
+  assert.deepEqual(wan, { device: 'eth1', gateway: '192.168.100.1', mtu: '1492', probe: 'icmp', probe_target: ['1.1.1.1', '9.9.9.9'],
+    probe_interval: '0.5', probe_timeout: '1.5', probe_down: '4' });
   const lte = Object.assign({}, ...sets.filter((c) => c.args.section === 'lte').map((c) => c.args.values));
-  assert.deepEqual(lte, { device: 'wwan0', gateway6: 'fe80::1', interface: 'wwan' });
+  assert.deepEqual(lte, { device: 'wwan0', gateway6: 'fe80::1', interface: 'wwan', backup: '1', probe: 'dns',
+    probe_target: ['[2001:4860:4860::8888]:53', '8.8.8.8'] });
   assert.ok(!sets.some((c) => ['concentrator', 'secret', 'scheduler', 'exclude', 'exclude_port'].some((k) => k in c.args.values)), 'inactive explicit-mode fields not written');
   assert.equal(callsOf('uci', 'apply').length, 1, 'uci apply');
   assert.equal(callsOf('uci', 'confirm').length, 1, 'uci confirm');
@@ -250,7 +284,10 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
     assert.ok(text.includes(u.device) && text.includes(u.addr4) && text.includes(String(u.mtu)), text);
     if (u.addr6) assert.ok(text.includes(u.addr6), text);
     assert.equal((await row.locator('.mpconv-subflows').textContent()).trim(), String(u.subflows));
-    assert.equal((await row.locator('.mpconv-state').textContent()).trim(), u.subflows > 0 ? 'active' : 'idle');
+    assert.equal((await row.locator('.mpconv-state').textContent()).trim(), u.state);
+    assert.equal(await row.getAttribute('data-state'), u.state);
+    assert.equal(await row.locator('.mpconv-backup').count(), u.backup ? 1 : 0);
+    assert.equal((await row.locator('.mpconv-probe-kind').textContent()).trim(), u.probe);
     const chart = row.locator('svg.mpconv-chart');
     assert.equal(await chart.getAttribute('data-kind'), 'subflows', 'no per-uplink bytes yet: subflow graph');
     assert.equal(await chart.getAttribute('data-points'), String(POLLS + 1));
@@ -279,14 +316,54 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
   assert.match(await page.textContent('tr.mpconv-counter[data-counter="ConvConverted"]'), new RegExp(String(shown.counters.ConvConverted)));
   assert.equal(await page.locator('tr.mpconv-io').count(), Object.keys(shown.io).length);
 
+  // Health: the recorded sample 7 (probe fields added by hand, see README): dsl up, lte degraded.
+  const cell = (name, cls) => page.locator('tr.mpconv-uplink[data-uplink="' + name + '"] ' + cls);
+  assert.equal(shown.uplinks[0].probe_rtt_us, 12987);
+  assert.equal((await cell('dsl', '.mpconv-rtt').textContent()).trim(), '13.0 ms');
+  assert.equal((await cell('dsl', '.mpconv-loss').textContent()).trim(), '0 % loss');
+  assert.equal((await cell('lte', '.mpconv-state').textContent()).trim(), 'degraded');
+  assert.equal((await cell('lte', '.mpconv-rtt').textContent()).trim(), '72.1 ms');
+  assert.equal((await cell('lte', '.mpconv-loss').textContent()).trim(), '30 % loss');
+  assert.ok(await cell('dsl', '.mpconv-state').evaluate((e) => e.classList.contains('success')));
+  assert.ok(await cell('lte', '.mpconv-state').evaluate((e) => e.classList.contains('warning')));
+
+  // A made-up next sample with a third uplink: a backup that is down (every probe lost,
+  // no RTT yet), and dsl without probes.
+  const extra = JSON.parse(JSON.stringify(shown));
+  extra.uplinks[0].probe = 'none';
+  extra.uplinks[0].probe_rtt_us = 0;
+  extra.uplinks.push({ name: 'sat', device: 'wwan1', addr4: '100.64.3.2', addr6: null, mtu: 1500, subflows: 0,
+    state: 'down', backup: true, probe: 'tcp', probe_rtt_us: 0, probe_loss: 1.0 });
+  backend.state.series = series.slice(0, POLLS + 1).concat([extra]);
+  backend.state.seriesIndex = POLLS + 1;
+  await page.clock.fastForward(intervals[0] * 1000);
+  await page.evaluate(() => window.__standin.poll.runAll());
+  assert.equal(await rows.count(), 3);
+  assert.equal(await page.getAttribute('tr.mpconv-uplink[data-uplink="sat"]', 'data-state'), 'down');
+  assert.ok(await cell('sat', '.mpconv-state').evaluate((e) => e.classList.contains('danger')));
+  assert.equal((await cell('sat', '.mpconv-backup').textContent()).trim(), 'backup');
+  assert.equal(await page.locator('.mpconv-backup').count(), 1, 'only sat is a backup');
+  assert.equal((await cell('sat', '.mpconv-rtt').textContent()).trim(), '-');
+  assert.equal((await cell('sat', '.mpconv-loss').textContent()).trim(), '100 % loss');
+  assert.equal((await cell('dsl', '.mpconv-probe').textContent()).trim(), 'off');
+  assert.equal(await cell('dsl', '.mpconv-rtt').count(), 0);
+
   await page.screenshot({ path: path.join(SHOTS, 'status.png'), fullPage: true });
 
-  // Handover: rpc call with the uplink name, result shown as a notification.
+  // Handover: rpc call with the uplink name, the plugin's answer shown as a notification.
   await page.locator('tr.mpconv-uplink[data-uplink="lte"] .mpconv-handover').click();
+  const okNote = page.locator('#tooltip-notifications .alert-message.info');
+  await okNote.waitFor();
+  assert.match(await okNote.textContent(), /Handover to lte: 3 connections moved\./);
+  assert.deepEqual(callsOf('mpconv', 'handover').map((c) => c.args), [{ uplink: 'lte' }]);
+  // An error answer ({"error": ...}) is shown as such.
+  backend.state.handoverMode = 'error';
+  await page.locator('tr.mpconv-uplink[data-uplink="dsl"] .mpconv-handover').click();
   const note = page.locator('#tooltip-notifications .alert-message.danger');
   await note.waitFor();
-  assert.match(await note.textContent(), /Handover to lte failed: not supported yet/);
-  assert.deepEqual(callsOf('mpconv', 'handover').map((c) => c.args), [{ uplink: 'lte' }]);
+  assert.match(await note.textContent(), /Handover to dsl failed: mpconv: cannot reach mpconv/);
+  assert.deepEqual(callsOf('mpconv', 'handover').map((c) => c.args), [{ uplink: 'lte' }, { uplink: 'dsl' }]);
+  backend.state.handoverMode = 'ok';
 
   // Daemon down: the plugin's {"running": false, "error"} is shown, tables go away.
   backend.state.statusMode = 'down';

@@ -45,6 +45,7 @@ const VALID = {
   },
   uplink: {
     device: 'eth1', interface: 'wan', gateway: '192.168.100.1', gateway6: 'fe80::1', mtu: '1492', backup: '1', weight: '10', disabled: '0',
+    probe: 'dns', probe_target: ['9.9.9.9:53', '[2001:db8::53]:53'], probe_interval: '2.5', probe_timeout: '1.5', probe_down: '5', probe_up: '3',
   },
 };
 const BAD = {
@@ -56,6 +57,7 @@ const BAD = {
   },
   uplink: {
     device: 'eth1:0', interface: 'wan-2', gateway: '224.0.0.1', gateway6: 'ff02::1', mtu: '575', backup: 'maybe', weight: '0', disabled: 'maybe',
+    probe: 'ping', probe_target: ['1.2.3.4:0'], probe_interval: '0', probe_timeout: 'x', probe_down: '0', probe_up: '-1',
   },
 };
 // Edge cases where the form and the daemon must agree (reserved options excluded).
@@ -81,10 +83,32 @@ const EDGES = {
     gateway: ['192.168.100.1', '0.0.0.0', '255.255.255.255', '239.1.1.1', '240.0.0.1', '10.0.0', '10.0.0.256', '010.0.0.1', 'fe80::1'],
     gateway6: ['fe80::1', '::1', '::', 'ff02::1', 'fe80::1%eth1', '::ffff:1.2.3.4', '::1.2.3.4', '2001:db8::', '192.168.1.1', '1::2::3', '2001:DB8::1'],
     mtu: ['576', '9000', '575', '9001', '1500 ', '01500'],
+    probe: ['icmp', 'tcp', 'dns', 'none', 'ICMP', 'ping', 'http'],
+    probe_interval: ['1', '0.5', '0.1', '0.05', '0', '60', '3600', '3601', '1.', '.5', '1e1', '-1', '1,5', '+1', '01', '1.25'],
+    probe_timeout: ['2', '0.5', '0.1', '0.05', '0', '60', '61', '1.', '.5', '1e1', 'inf', 'NaN'],
+    probe_down: ['1', '3', '100', '0', '101', '1.5', '01', '-1'],
+    probe_up: ['1', '2', '100', '0', '101', '2.0', '02'],
   },
 };
 
+// probe_target edge cases, under each probe kind (the kind decides about ports).
+const TARGET_EDGES = [['1.1.1.1'], ['1.1.1.1:53'], ['[2001:db8::1]:53'], ['2001:db8::1'], ['[2001:db8::1]'], ['2001:db8::1:53'],
+  ['1.1.1.1:0'], ['1.1.1.1:65535'], ['1.1.1.1:65536'], ['1.1.1.1:053'], ['example.com'], ['example.com:53'], ['0.0.0.0'],
+  ['224.0.0.1'], ['255.255.255.255'], ['ff02::1'], ['::'], ['::1'], ['01.1.1.1'], ['[1.1.1.1]'], ['[1.1.1.1]:53'], ['[2001:db8::1'],
+  ['2001:db8::1]'], ['::ffff:1.1.1.1'], ['::ffff:255.255.255.255'], ['fe80::1%eth0'], ['[fe80::1]:53'], ['1.1.1.1:'], [':53'],
+  ['1.1.1.1', '9.9.9.9'], ['1.1.1.1', '1.1.1.1'], ['1.1.1.1', '1.1.1.1:53'], ['1.1.1.1:443', '1.1.1.1'], ['1.1.1.1', '::ffff:1.1.1.1'],
+  ['[2001:db8::1]:53', '2001:db8::1'], ['1.0.0.1', '1.0.0.2', '1.0.0.3', '1.0.0.4', '1.0.0.5', '1.0.0.6', '1.0.0.7', '1.0.0.8'],
+  ['1.0.0.1', '1.0.0.2', '1.0.0.3', '1.0.0.4', '1.0.0.5', '1.0.0.6', '1.0.0.7', '1.0.0.8', '1.0.0.9']];
+
 let view, map, options, tmp;
+
+/* Runs fn with the form's uplink section reporting probe kind `kind` (as if selected). */
+function withKind(kind, fn) {
+  const o = options.find((x) => x.type === 'uplink' && x.key === 'probe_target').o;
+  const section = o.section, orig = section.formvalue;
+  section.formvalue = function(sid, opt) { return opt === 'probe' ? kind : orig.apply(this, arguments); };
+  try { return fn(o); } finally { section.formvalue = orig; }
+}
 
 function configText(main, uplinks) {
   const values = { main: Object.assign({ '.name': 'main', '.type': 'mpconv', '.anonymous': false, '.index': 0 }, main) };
@@ -142,13 +166,13 @@ test('test tables cover exactly the declared options', () => {
   }
 });
 
-test('the form accepts the valid values and rejects the bad ones', () => {
+test('the form accepts the valid values and rejects the bad ones', () => withKind(VALID.uplink.probe, () => {
   for (const { type, key, o, sid } of options) {
     assert.equal(o.check(sid, VALID[type][key]), true, `${type}.${key}=${VALID[type][key]}`);
     if (typeof o.validate === 'function' && key !== 'enabled')
       assert.equal(typeof o.check(sid, BAD[type][key]), 'string', `${type}.${key}=${BAD[type][key]} accepted by the form`);
   }
-});
+}));
 
 test('all options at valid values: mpconv check exits 0', () => {
   const r = check(configText(VALID.mpconv, [['wan', VALID.uplink], ['lte', { device: 'wwan0' }]]));
@@ -214,4 +238,22 @@ test('form and daemon agree on edge-case values', () => {
     }
   }
   assert.deepEqual(disagree, []);
+});
+
+test('form and daemon agree on probe targets, for each probe kind', () => {
+  const disagree = [];
+  let n = 0;
+  for (const kind of ['icmp', 'tcp', 'dns', 'none']) {
+    withKind(kind, (o) => {
+      for (const v of TARGET_EDGES) {
+        const daemon = check(configText({ enabled: '0', lan: ['br-lan'] }, [['wan', { device: 'eth1', probe: kind, probe_target: v }]]));
+        const form = o.check('wan', v) === true;
+        n++;
+        if (form !== daemon.ok) disagree.push(`probe ${kind}, probe_target=${JSON.stringify(v)}: form ${form ? 'accepts' : 'rejects'}, daemon ${daemon.ok ? 'accepts' : 'rejects: ' + daemon.out.trim()}`);
+        if (!daemon.ok) assert.match(daemon.out, /option 'probe_target'/);
+      }
+    });
+  }
+  assert.deepEqual(disagree, []);
+  assert.ok(n > 100);
 });

@@ -91,6 +91,7 @@ test('status helpers', () => {
   assert.equal(L.uplinkState({ addr4: '1.2.3.4', subflows: 2 }), 'active');
   assert.equal(L.uplinkState({ addr4: '1.2.3.4', subflows: 0 }), 'idle');
   assert.equal(L.uplinkState({ addr4: null, addr6: null, subflows: 0 }), 'no address');
+  assert.equal(L.uplinkState({ addr4: null, subflows: 0, state: 'down' }), 'down', "the daemon's state wins");
   assert.deepEqual(L.nonZeroCounters({ b: 2, a: 1, z: 0 }), [['a', 1], ['b', 2]]);
   const by = L.subflowsByUplink({ subflows: [{ uplink: 'dsl', port: 1 }, { uplink: 'lte', port: 2 }, { uplink: 'dsl', port: 3 }] }, ['dsl', 'lte', 'sat']);
   assert.deepEqual(by.dsl.map((s) => s.port), [1, 3]);
@@ -158,4 +159,111 @@ test('concentrator ADDR[:PORT] and exclude prefixes', () => {
   for (const v of ['10.0.0.1/8', '10.0.0.0/33', '2001:db8::1/32', '::ffff:10.0.0.0/104', '2001:db8:4000::/33x']) assert.equal(typeof L.validPrefix(v), 'string', v);
   assert.equal(L.validSecret('0123456789abcdef'), true);
   assert.match(L.validSecret('0123456789abcde'), /16/);
+});
+
+test('probe kind, seconds and counts as the daemon reads them', () => {
+  assert.deepEqual(L.PROBE.kinds, ['icmp', 'tcp', 'dns', 'none']);
+  for (const v of L.PROBE.kinds) assert.equal(L.validProbeKind(v), true, v);
+  for (const v of ['ICMP', 'ping', '', 'icmp ']) assert.equal(typeof L.validProbeKind(v), 'string', v);
+  const { lo, hi } = L.PROBE.interval;
+  assert.deepEqual([lo, hi], [0.1, 3600]);
+  assert.deepEqual([L.PROBE.timeout.lo, L.PROBE.timeout.hi], [0.1, 60]);
+  for (const v of ['1', '0.1', '.5', '0.125', '3600', '3600.000', '01', '0000001'])
+    assert.equal(L.validSeconds(v, lo, hi), true, v);
+  for (const v of ['0', '0.099', '0.05', '3600.001', '1.', '.', '', '1.2345', '1e1', '-1', '+1', '1,5', ' 1', 'inf', 'NaN', '12345678'])
+    assert.equal(typeof L.validSeconds(v, lo, hi), 'string', v);
+  assert.match(L.validSeconds('0', 0.1, 60), /from 0\.1 to 60 \(decimals allowed/);
+  assert.equal(L.validSeconds('60', 0.1, 60), true);
+  assert.equal(typeof L.validSeconds('60.001', 0.1, 60), 'string');
+  assert.equal(L.validNumber('100', L.PROBE.down.lo, L.PROBE.down.hi), true);
+  assert.equal(typeof L.validNumber('101', L.PROBE.up.lo, L.PROBE.up.hi), 'string');
+});
+
+test('probe targets: addresses, ports by kind, duplicates, at most 8', () => {
+  for (const v of ['1.1.1.1', '2001:db8::1', '[2001:db8::1]', '::1', '::ffff:1.1.1.1', '2001:db8::1:53'])
+    assert.equal(L.validProbeTarget(v, 'icmp'), true, v);
+  for (const v of ['1.1.1.1:53', '[2001:db8::1]:53'])
+    assert.match(L.validProbeTarget(v, 'icmp'), /ICMP probes take no port/, v);
+  for (const v of ['1.1.1.1:53', '[2001:db8::1]:53', '1.1.1.1', '1.1.1.1:053', '1.1.1.1:65535'])
+    assert.equal(L.validProbeTarget(v, 'tcp'), true, v);
+  assert.match(L.validProbeTarget('1.1.1.1:0', 'dns'), /Port 0/);
+  for (const v of ['1.1.1.1:65536', 'example.com', 'example.com:53', '[1.1.1.1]', '[1.1.1.1]:53', '01.1.1.1', '1.1.1.1:', ':53', '[2001:db8::1', 'fe80::1%eth0'])
+    assert.match(L.validProbeTarget(v, 'dns'), /Expecting IP, IP:PORT or \[IPv6\]:PORT/, v);
+  for (const v of ['0.0.0.0', '255.255.255.255', '224.0.0.1', '::', 'ff02::1', '::ffff:255.255.255.255'])
+    assert.match(L.validProbeTarget(v, 'icmp'), /usable probe target/, v);
+  // the kind's default port makes 1.1.1.1 and 1.1.1.1:53 the same DNS target, not TCP ones
+  assert.equal(L.probeTarget('1.1.1.1', 'dns').key, L.probeTarget('1.1.1.1:53', 'dns').key);
+  assert.notEqual(L.probeTarget('1.1.1.1', 'tcp').key, L.probeTarget('1.1.1.1:53', 'tcp').key);
+  assert.equal(L.probeTarget('::ffff:1.1.1.1', 'icmp').key, L.probeTarget('1.1.1.1', 'icmp').key);
+  assert.equal(L.validProbeTargets([], 'icmp'), true);
+  assert.equal(L.validProbeTargets('1.1.1.1', 'icmp'), true, 'one value');
+  assert.equal(L.validProbeTargets(['1.1.1.1', '9.9.9.9'], 'icmp'), true);
+  assert.equal(L.validProbeTargets(['1.1.1.1', '1.1.1.1:53'], 'tcp'), true);
+  assert.equal(L.validProbeTargets(['1.1.1.1', '1.1.1.1:53'], 'dns'), '1.1.1.1:53 is listed twice (as 1.1.1.1)');
+  assert.equal(L.validProbeTargets(['1.1.1.1', '1.1.1.1'], 'icmp'), '1.1.1.1 is listed twice');
+  assert.match(L.validProbeTargets(['1.1.1.1', 'x'], 'icmp'), /^x: Expecting/);
+  const eight = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => '192.0.2.' + i);
+  assert.equal(L.validProbeTargets(eight, 'icmp'), true);
+  assert.match(L.validProbeTargets(eight.concat(['192.0.2.9']), 'icmp'), /At most 8/);
+});
+
+test('probe targets: the limit and kinds follow src/config/mod.rs', () => {
+  const fs = require('fs');
+  const src = fs.readFileSync(require('path').join(__dirname, '..', '..', 'src', 'config', 'mod.rs'), 'utf8');
+  assert.equal(L.PROBE.targets, +/pub const MAX_PROBE_TARGETS: usize = (\d+);/.exec(src)[1]);
+  for (const k of L.PROBE.kinds) assert.ok(src.includes('"' + k + '" => Ok(ProbeKind::'), k);
+  for (const [key, r] of [['probe_interval', L.PROBE.interval], ['probe_timeout', L.PROBE.timeout]]) {
+    const m = new RegExp('"' + key + '", \\|v\\| seconds\\(v, ([0-9_]+), ([0-9_]+)\\)').exec(src);
+    assert.ok(m, key + ' bounds not found in src/config/mod.rs');
+    assert.deepEqual([r.lo * 1000, r.hi * 1000], [+m[1].replace(/_/g, ''), +m[2].replace(/_/g, '')], key);
+  }
+  const count = /let count = \|v: &str\| number\(v, (\d+), (\d+)\)/.exec(src);
+  assert.ok(count, 'probe_down/probe_up bounds not found');
+  for (const r of [L.PROBE.down, L.PROBE.up]) assert.deepEqual([r.lo, r.hi], [+count[1], +count[2]]);
+});
+
+test('uplink badge, RTT and loss', () => {
+  assert.deepEqual(L.uplinkBadge({ state: 'up' }), { state: 'up', label: 'up', cls: 'success' });
+  assert.equal(L.uplinkBadge({ state: 'degraded' }).cls, 'warning');
+  assert.equal(L.uplinkBadge({ state: 'down' }).cls, 'danger');
+  assert.equal(L.uplinkBadge({ state: 'weird' }).cls, 'notice');
+  assert.deepEqual(L.uplinkBadge({ addr4: '1.2.3.4', subflows: 1 }), { state: 'active', label: 'active', cls: 'success' }, 'older status');
+  assert.equal(L.uplinkBadge({ addr4: '1.2.3.4', subflows: 0 }).cls, 'notice');
+  assert.equal(L.fmtRtt(0), '-', '0: no answer yet');
+  assert.equal(L.fmtRtt(undefined), '-');
+  assert.equal(L.fmtRtt(850), '850 \u00b5s');
+  assert.equal(L.fmtRtt(1234), '1.23 ms');
+  assert.equal(L.fmtRtt(12987), '13.0 ms');
+  assert.equal(L.fmtRtt(250000), '250 ms');
+  assert.equal(L.fmtRtt(1500000), '1.50 s');
+  assert.equal(L.fmtLoss(0), '0 %');
+  assert.equal(L.fmtLoss(0.025), '2.5 %');
+  assert.equal(L.fmtLoss(0.3), '30 %');
+  assert.equal(L.fmtLoss(1), '100 %');
+  assert.equal(L.fmtLoss(null), '-');
+  assert.deepEqual(L.probeSummary({ probe: 'icmp', probe_rtt_us: 12987, probe_loss: 0 }), { kind: 'icmp', active: true, rtt: '13.0 ms', loss: '0 %' });
+  assert.deepEqual(L.probeSummary({ probe: 'tcp', probe_rtt_us: 0, probe_loss: 1 }), { kind: 'tcp', active: true, rtt: '-', loss: '100 %' });
+  assert.equal(L.probeSummary({ probe: 'none' }).active, false);
+  assert.deepEqual(L.probeSummary({ name: 'dsl' }), { kind: '-', active: false, rtt: '-', loss: '-' }, 'older status');
+});
+
+test('handover answers', () => {
+  assert.deepEqual(L.handoverResult('lte', { ok: true, uplink: 'lte', connections: 3 }), { ok: true, text: 'Handover to lte: 3 connections moved.' });
+  assert.equal(L.handoverResult('lte', { ok: true, uplink: 'lte', connections: 1 }).text, 'Handover to lte: 1 connection moved.');
+  assert.equal(L.handoverResult('lte', { ok: true, uplink: 'lte', connections: 0 }).text, 'Handover to lte: 0 connections moved.');
+  assert.deepEqual(L.handoverResult('sat', { error: "no uplink 'sat'" }), { ok: false, text: "Handover to sat failed: no uplink 'sat'" });
+  assert.equal(L.handoverResult('lte', {}).ok, false);
+  assert.match(L.handoverResult('lte', null).text, /failed: no answer/);
+  assert.equal(L.handoverResult('lte', { ok: true, error: 'x' }).ok, false, 'an error wins');
+});
+
+test('the recorded status samples carry the health fields', () => {
+  for (const s of require('./fixtures/status-series.json'))
+    for (const u of s.uplinks) {
+      assert.ok(['up', 'degraded', 'down'].includes(u.state), u.name + ' state');
+      assert.equal(typeof u.backup, 'boolean');
+      assert.ok(L.PROBE.kinds.includes(u.probe));
+      assert.ok(Number.isInteger(u.probe_rtt_us) && u.probe_rtt_us >= 0);
+      assert.ok(u.probe_loss >= 0 && u.probe_loss <= 1);
+    }
 });

@@ -21,6 +21,7 @@ function createBackend(opts = {}) {
     calls: [],
     statusMode: opts.statusMode || 'series',      // series | fixed | down
     seriesIndex: 0,
+    handoverMode: 'ok',                           // ok | error
     series: fixture('status-series.json'),
     uci: { mpconv: uciText.parse(fs.readFileSync(opts.configFile || DEFAULT_CONFIG, 'utf8')) },
     applied: 0,
@@ -34,7 +35,8 @@ function createBackend(opts = {}) {
       state.seriesIndex++;
       return ok(s);
     },
-    'mpconv.handover': () => ok(fixture('handover.json')),
+    // the answer shapes of the rpcd plugin: {"ok":true,...} or {"error":...}
+    'mpconv.handover': () => ok(fixture(state.handoverMode === 'error' ? 'handover-error.json' : 'handover.json')),
     'luci-rpc.getNetworkDevices': () => ok(fixture('devices.json')),
     'uci.get': (a) => (state.uci[a.config] ? ok({ values: state.uci[a.config] }) : [5]),
     'uci.add': (a) => {

@@ -13,7 +13,8 @@
  * cbi-section, cbi-value, cbi-input-invalid, table/tr/td, alert-message) but the
  * look and some behaviour differ: validation errors are shown inline in a
  * .cbi-value-error element instead of a tooltip, GridSection rows are edited
- * inline (no modal), DeviceSelect is a plain <select>/<input list>, tabs are a
+ * inline (no modal; options with modalonly = true, which LuCI shows only in the
+ * row's edit dialog, are in a second row under it), DeviceSelect is a plain <select>/<input list>, tabs are a
  * plain tab bar.
  *
  * Works in a browser (document present) and in node (document null; then
@@ -566,6 +567,9 @@ function createRuntime(opts) {
 						'title': self.nodescriptions ? null : (o.description || null) }, o.title);
 				}), [ E('th', { 'class': 'th cbi-section-actions' }) ]))
 			]);
+			/* LuCI shows options with modalonly = true only in the row's edit dialog; the
+			 * stand-in renders them inline too, in a second row under the section's row. */
+			var modal = this.children.filter(function(o) { return o.modalonly === true; });
 			this.cfgsections().forEach(function(sid) {
 				table.appendChild(E('tr', { 'class': 'tr cbi-section-table-row', 'id': 'cbi-' + self.config + '-' + sid, 'data-sid': sid },
 					[ self.anonymous ? '' : E('td', { 'class': 'td cbi-value-field', 'data-title': _('Name') }, E('strong', [ doc.createTextNode(sid) ])) ]
@@ -574,6 +578,11 @@ function createRuntime(opts) {
 							self.addremove ? E('button', { 'class': 'cbi-button cbi-button-remove', 'title': _('Delete'),
 								'click': ui.createHandlerFn(self, 'handleRemove', sid) }, _('Delete')) : '')
 					])));
+				if (modal.length)
+					table.appendChild(E('tr', { 'class': 'tr cbi-section-table-modal', 'data-modal-sid': sid },
+						E('td', { 'class': 'td', 'colspan': cols.length + 2 },
+							E('div', { 'class': 'cbi-section-node standin-modal' }, [ E('h4', _('%s: more settings').format(sid)) ].concat(
+								modal.map(function(o) { return o.renderRow(sid); }))))));
 			});
 			if (!this.cfgsections().length)
 				table.appendChild(E('tr', { 'class': 'tr placeholder' }, E('td', { 'class': 'td' }, E('em', _('This section contains no values yet')))));
@@ -773,7 +782,9 @@ function createRuntime(opts) {
 
 	var DynamicList = AbstractValue.extend({
 		makeWidget: function(sid) {
-			return E('textarea', { 'class': 'cbi-dynlist' }, toArray(this.formvalue(sid)).join('\n'));
+			return E('textarea', { 'class': 'cbi-dynlist', 'rows': Math.max(2, toArray(this.formvalue(sid)).length), 'cols': 36,
+				'id': 'widget.cbid.' + this.map.config + '.' + sid + '.' + this.option,
+				'placeholder': this.placeholder || null }, toArray(this.formvalue(sid)).join('\n'));
 		},
 		readWidget: function(w) { return w.value.split('\n').map(function(s) { return s.trim(); }).filter(Boolean); }
 	});

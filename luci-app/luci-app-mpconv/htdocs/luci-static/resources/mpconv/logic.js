@@ -13,10 +13,24 @@
 
 var RESERVED = {
 	mpconv: [],
-	uplink: [ 'backup', 'weight', 'probe' ]
+	uplink: [ 'weight' ]
 };
 
 var MAX_UPLINKS = 8;
+
+/*
+ * Health probes of an uplink (config uplink: probe, list probe_target, probe_interval,
+ * probe_timeout, probe_down, probe_up), with the daemon's bounds and defaults.
+ */
+var PROBE = {
+	kinds: [ 'icmp', 'tcp', 'dns', 'none' ],
+	kind: 'icmp',
+	interval: { lo: 0.1, hi: 3600, def: '1' },     /* seconds, decimals allowed */
+	timeout: { lo: 0.1, hi: 60, def: '2' },        /* seconds, decimals allowed */
+	down: { lo: 1, hi: 100, def: '3' },            /* lost probes in a row */
+	up: { lo: 1, hi: 100, def: '2' },              /* answered probes in a row */
+	targets: 8                                     /* most probe_target entries */
+};
 
 function isDecimal(v) {
 	return typeof v === 'string' && /^[0-9]+$/.test(v);
@@ -266,6 +280,108 @@ function validSecret(v) {
 	return Array.from(String(v)).length >= 16 ? true : 'Expecting at least 16 characters';
 }
 
+/*
+ * Seconds with up to three decimals ('1', '0.5', '.25', '2.125'), in lo..hi seconds; as
+ * the daemon reads them: at most 7 integer digits, no sign, exponent or trailing dot.
+ */
+function validSeconds(v, lo, hi) {
+	var what = 'Expecting seconds from ' + lo + ' to ' + hi + ' (decimals allowed, e.g. 0.5)';
+	var m = /^([0-9]{0,7})(?:\.([0-9]{1,3}))?$/.exec(String(v));
+	if (!m || (m[1] === '' && m[2] === undefined))
+		return what;
+	var frac = ((m[2] || '') + '000').substr(0, 3);
+	var ms = (m[1] === '' ? 0 : parseInt(m[1], 10)) * 1000 + parseInt(frac, 10);
+	return (ms >= Math.round(lo * 1000) && ms <= Math.round(hi * 1000)) ? true : what;
+}
+
+/* option probe: one of PROBE.kinds (a hand-edited file may hold something else). */
+function validProbeKind(v) {
+	return PROBE.kinds.indexOf(String(v)) >= 0 ? true
+		: 'Expecting a probe kind: ' + PROBE.kinds.join(', ');
+}
+
+/* The port a probe target gets when it names none, by probe kind (null: takes none). */
+var PROBE_PORT = { icmp: null, tcp: 443, dns: 53, none: null };
+
+/*
+ * One probe target, as the daemon reads it: 'IP' (IPv4 or IPv6), '[IPv6]', 'IPv4:PORT' or
+ * '[IPv6]:PORT' with a port from 1 to 65535; icmp probes take no port. The address must be
+ * usable as a destination (not unspecified, broadcast or multicast; an IPv4-mapped IPv6
+ * address counts as the IPv4 one). Returns {key} (address and port, to find duplicates)
+ * or {error}.
+ */
+function probeTarget(v, kind) {
+	var what = "Expecting IP, IP:PORT or [IPv6]:PORT (e.g. 192.0.2.1, 192.0.2.1:443 or [2001:db8::1]:53)";
+	v = String(v);
+	var m, a4 = null, a6 = null, port = null;
+	if ((m = /^\[([^\]]*)\](?::([0-9]+))?$/.exec(v)) !== null) {
+		a6 = parseIPv6(m[1]);
+		if (!a6 || m[1].indexOf(':') < 0)
+			return { error: what };
+		port = m[2] !== undefined ? m[2] : null;
+	}
+	else if ((m = /^([0-9.]+):([0-9]+)$/.exec(v)) !== null) {
+		a4 = parseIPv4(m[1]);
+		port = m[2];
+	}
+	else {
+		a4 = parseIPv4(v);
+		a6 = a4 ? null : parseIPv6(v);
+	}
+	if (!a4 && !a6)
+		return { error: what };
+	if (port !== null && !isDecimal(port))
+		return { error: what };
+	/* ::ffff:a.b.c.d is a.b.c.d */
+	if (a6 && a6.slice(0, 5).every(function(x) { return x === 0; }) && a6[5] === 0xffff) {
+		a4 = [ a6[6] >> 8, a6[6] & 255, a6[7] >> 8, a6[7] & 255 ];
+		a6 = null;
+	}
+	var unusable = a4
+		? (a4.every(function(x) { return x === 0; }) || a4.every(function(x) { return x === 255; }) || (a4[0] >= 224 && a4[0] <= 239))
+		: (a6.every(function(x) { return x === 0; }) || (a6[0] >> 8) === 0xff);
+	if (unusable)
+		return { error: 'Not a usable probe target (unspecified, broadcast or multicast)' };
+	var p;
+	if (port !== null) {
+		if ((kind || 'icmp') === 'icmp')
+			return { error: "ICMP probes take no port (choose the TCP or DNS probe to probe a port)" };
+		p = parseInt(port, 10);
+		if (!(p >= 1 && p <= 65535))
+			return { error: p === 0 ? 'Port 0 cannot be probed' : what };
+	}
+	else {
+		p = PROBE_PORT[kind || 'icmp'] || 0;
+	}
+	return { key: (a4 ? a4.join('.') : a6.join(':')) + '/' + p };
+}
+
+function validProbeTarget(v, kind) {
+	var t = probeTarget(v, kind);
+	return t.error ? t.error : true;
+}
+
+/*
+ * The probe targets of an uplink (one value or the list) for probe kind `kind`: each
+ * valid, none twice (also when written differently, e.g. 1.1.1.1 and 1.1.1.1:53 for dns),
+ * at most PROBE.targets.
+ */
+function validProbeTargets(v, kind) {
+	var items = Array.isArray(v) ? v : (v == null || v === '' ? [] : [ v ]);
+	var seen = {};
+	for (var i = 0; i < items.length; i++) {
+		var t = probeTarget(items[i], kind);
+		if (t.error)
+			return items[i] + ': ' + t.error;
+		if (seen[t.key])
+			return items[i] + ' is listed twice' + (seen[t.key] !== items[i] ? ' (as ' + seen[t.key] + ')' : '');
+		seen[t.key] = items[i];
+		if (i >= PROBE.targets)
+			return 'At most ' + PROBE.targets + ' probe targets';
+	}
+	return true;
+}
+
 /* Reserved (scheduler weight; the daemon ignores it for now); UI-side rule only. */
 function validWeight(v) {
 	return number(v, 1, 100) !== null ? true : 'Expecting a weight from 1 to 100';
@@ -335,6 +451,64 @@ function uplinkState(u) {
 	if (!u.addr4 && !u.addr6)
 		return 'no address';
 	return u.subflows > 0 ? 'active' : 'idle';
+}
+
+/*
+ * The state badge of an uplink: {state, label, cls}. The daemon's health state (up,
+ * degraded, down) when it reports one, else what the older status allows (active, idle,
+ * no address). cls is a LuCI label class: success, warning, danger or notice.
+ */
+var BADGE = { up: 'success', active: 'success', degraded: 'warning', down: 'danger', 'no address': 'danger', idle: 'notice' };
+
+function uplinkBadge(u) {
+	var st = uplinkState(u || {});
+	return { state: st, label: st, cls: BADGE[st] || 'notice' };
+}
+
+/* Microseconds -> '850 µs', '12.3 ms', '1.25 s'; 0 or missing -> '-' (no answer yet). */
+function fmtRtt(us) {
+	if (typeof us !== 'number' || !isFinite(us) || us <= 0)
+		return '-';
+	if (us < 1000)
+		return Math.round(us) + ' \u00b5s';
+	if (us < 1e6)
+		return (us / 1000).toFixed(us < 1e4 ? 2 : (us < 1e5 ? 1 : 0)) + ' ms';
+	return (us / 1e6).toFixed(2) + ' s';
+}
+
+/* Loss 0.0..1.0 -> '0 %', '2.5 %', '100 %'. */
+function fmtLoss(x) {
+	if (typeof x !== 'number' || !isFinite(x) || x < 0)
+		return '-';
+	var p = Math.min(1, x) * 100;
+	return (p === 0 || p === 100 || p >= 10 ? String(Math.round(p)) : p.toFixed(1)) + ' %';
+}
+
+/*
+ * What the probe column shows for an uplink: {kind, active, rtt, loss}. active is false
+ * when the daemon does not probe it (probe 'none', or a status without probe fields).
+ */
+function probeSummary(u) {
+	u = u || {};
+	var kind = typeof u.probe === 'string' ? u.probe : null;
+	if (!kind || kind === 'none')
+		return { kind: kind || '-', active: false, rtt: '-', loss: '-' };
+	return { kind: kind, active: true, rtt: fmtRtt(u.probe_rtt_us), loss: fmtLoss(u.probe_loss) };
+}
+
+/*
+ * The answer of ubus `mpconv handover` ({"ok":true,"uplink":N,"connections":N} or
+ * {"error":...}) -> {ok, text} for a notification.
+ */
+function handoverResult(name, res) {
+	if (res && res.ok === true && !res.error) {
+		var n = typeof res.connections === 'number' ? res.connections : 0;
+		var to = typeof res.uplink === 'string' && res.uplink ? res.uplink : name;
+		return { ok: true, text: 'Handover to ' + to + ': ' +
+			(n === 1 ? '1 connection moved' : n + ' connections moved') + '.' };
+	}
+	var err = res && res.error ? String(res.error) : 'no answer from the daemon';
+	return { ok: false, text: 'Handover to ' + name + ' failed: ' + err };
 }
 
 function nonZeroCounters(counters) {
@@ -457,6 +631,7 @@ function chartPaths(points, width, height, spanMs) {
 return baseclass.extend({
 	RESERVED: RESERVED,
 	MAX_UPLINKS: MAX_UPLINKS,
+	PROBE: PROBE,
 	number: number,
 	validNumber: validNumber,
 	validPortRange: validPortRange,
@@ -473,6 +648,11 @@ return baseclass.extend({
 	validSectionName: validSectionName,
 	validSecret: validSecret,
 	validWeight: validWeight,
+	validSeconds: validSeconds,
+	validProbeKind: validProbeKind,
+	probeTarget: probeTarget,
+	validProbeTarget: validProbeTarget,
+	validProbeTargets: validProbeTargets,
 	parseIPv4: parseIPv4,
 	parseIPv6: parseIPv6,
 	fmtBytes: fmtBytes,
@@ -482,6 +662,11 @@ return baseclass.extend({
 	uplinkMetric: uplinkMetric,
 	daemonState: daemonState,
 	uplinkState: uplinkState,
+	uplinkBadge: uplinkBadge,
+	fmtRtt: fmtRtt,
+	fmtLoss: fmtLoss,
+	probeSummary: probeSummary,
+	handoverResult: handoverResult,
 	nonZeroCounters: nonZeroCounters,
 	subflowsByUplink: subflowsByUplink,
 	History: History,

@@ -76,7 +76,7 @@ return view.extend({
 
 		o = s.taboption('general', form.ListValue, 'mode', _('Mode'));
 		o.value('implicit', _('Implicit: MPTCP straight to servers that support it'));
-		o.value('explicit', _('Explicit: everything through a concentrator (not implemented yet)'));
+		o.value('explicit', _('Explicit: every connection through a concentrator (RFC 8803)'));
 		o.default = 'implicit';
 
 		o = s.taboption('general', form.Value, 'concentrator', _('Concentrator'),
@@ -284,9 +284,56 @@ return view.extend({
 		o.placeholder = _('device');
 		o.validate = check(logic.validMtu);
 
-		o = s.option(form.Flag, 'backup', _('Backup'), _('Reserved: not used by this version.'));
+		o = s.option(form.Flag, 'backup', _('Backup'),
+			_('A backup uplink carries data only while no other uplink is up (its subflows carry the MPTCP backup flag).'));
 		o.editable = true;
 		o.default = '0';
+
+		/*
+		 * Health probes: without targets the uplink follows its link and address events
+		 * only. The targets and timings are in the row's edit dialog (modalonly).
+		 */
+		o = s.option(form.ListValue, 'probe', _('Probe'),
+			_('How the uplink is probed: ICMP echo, a TCP connection attempt, a DNS query, or not at all. Only with probe targets.'));
+		o.editable = true;
+		o.value('icmp', _('ICMP'));
+		o.value('tcp', _('TCP'));
+		o.value('dns', _('DNS'));
+		o.value('none', _('none'));
+		o.default = logic.PROBE.kind;
+		o.validate = check(logic.validProbeKind);
+
+		o = s.option(form.DynamicList, 'probe_target', _('Probe targets'),
+			_('Where the probes go, through this uplink, at most %d: <code>IP</code>; for TCP and DNS also <code>IP:PORT</code> or <code>[IPv6]:PORT</code> (default port 443 for TCP, 53 for DNS), e.g. <code>1.1.1.1</code> or <code>9.9.9.9:53</code>. None: no probes, link events only.').format(logic.PROBE.targets));
+		o.modalonly = true;
+		o.placeholder = '1.1.1.1';
+		o.validate = function(section_id, value) {
+			return logic.validProbeTargets(L.toArray(value), this.section.formvalue(section_id, 'probe') || logic.PROBE.kind);
+		};
+
+		o = s.option(form.Value, 'probe_interval', _('Probe interval'),
+			_('Seconds between probes (%s to %s, decimals allowed).').format(logic.PROBE.interval.lo, logic.PROBE.interval.hi));
+		o.modalonly = true;
+		o.placeholder = logic.PROBE.interval.def;
+		o.validate = check(logic.validSeconds, logic.PROBE.interval.lo, logic.PROBE.interval.hi);
+
+		o = s.option(form.Value, 'probe_timeout', _('Probe timeout'),
+			_('Seconds after which a probe counts as lost (%s to %s, decimals allowed).').format(logic.PROBE.timeout.lo, logic.PROBE.timeout.hi));
+		o.modalonly = true;
+		o.placeholder = logic.PROBE.timeout.def;
+		o.validate = check(logic.validSeconds, logic.PROBE.timeout.lo, logic.PROBE.timeout.hi);
+
+		o = s.option(form.Value, 'probe_down', _('Down after'),
+			_('Lost probes in a row before the uplink counts as down (%d to %d).').format(logic.PROBE.down.lo, logic.PROBE.down.hi));
+		o.modalonly = true;
+		o.placeholder = logic.PROBE.down.def;
+		o.validate = check(logic.validNumber, logic.PROBE.down.lo, logic.PROBE.down.hi);
+
+		o = s.option(form.Value, 'probe_up', _('Up again after'),
+			_('Answered probes in a row before it counts as up again (%d to %d).').format(logic.PROBE.up.lo, logic.PROBE.up.hi));
+		o.modalonly = true;
+		o.placeholder = logic.PROBE.up.def;
+		o.validate = check(logic.validNumber, logic.PROBE.up.lo, logic.PROBE.up.hi);
 
 		o = s.option(form.Value, 'weight', _('Weight'), _('Reserved: not used by this version.'));
 		o.editable = true;

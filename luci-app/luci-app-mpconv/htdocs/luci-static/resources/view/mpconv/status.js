@@ -76,6 +76,18 @@ function renderChart(points, kind, title) {
 	return el;
 }
 
+/*
+ * Badge colours by logic.uplinkBadge() class, set inline: LuCI themes differ in their
+ * label classes (bootstrap has no red one).
+ */
+var BADGE_STYLE = {
+	success: 'background:#2e7d32;color:#fff',
+	warning: 'background:#f0ad4e;color:#222',
+	danger: 'background:#c62828;color:#fff',
+	notice: 'background:#5b6b7b;color:#fff'
+};
+var LABEL_STYLE = 'display:inline-block;padding:1px 6px;border-radius:3px;font-size:90%;';
+
 /* Text from the daemon goes in as a text node, never as markup. */
 function txt(v) {
 	return document.createTextNode(v == null ? '-' : String(v));
@@ -100,14 +112,14 @@ return view.extend({
 		return L.resolveDefault(callStatus(), {});
 	},
 
+	/* ubus mpconv handover: {"ok":true,"uplink":N,"connections":N} or {"error":...}. */
 	handleHandover: function(name, ev) {
 		return callHandover(name).then(function(res) {
-			if (res && res.error)
-				ui.addNotification(null, E('p', [ txt(_('Handover to %s failed: %s').format(name, res.error)) ]), 'danger');
-			else
-				ui.addNotification(null, E('p', [ txt(_('Handover to %s requested.').format(name)) ]), 'info');
+			var r = logic.handoverResult(name, res);
+			ui.addNotification(null, E('p', { 'class': 'mpconv-handover-result' }, [ txt(r.text) ]), r.ok ? 'info' : 'danger');
 		}).catch(function(err) {
-			ui.addNotification(null, E('p', [ txt(_('Handover to %s failed: %s').format(name, err.message || String(err))) ]), 'danger');
+			ui.addNotification(null, E('p', { 'class': 'mpconv-handover-result' },
+				[ txt(logic.handoverResult(name, { error: err.message || String(err) }).text) ]), 'danger');
 		});
 	},
 
@@ -131,10 +143,21 @@ return view.extend({
 		var rows = (st.uplinks || []).map(function(u) {
 			var key = 'uplink:' + u.name;
 			var addrs = [ u.addr4, u.addr6 ].filter(function(a) { return a; });
-			return E('tr', { 'class': 'tr mpconv-uplink', 'data-uplink': u.name }, [
-				E('td', { 'class': 'td', 'data-title': _('Uplink') }, E('strong', [ txt(u.name) ])),
+			var badge = logic.uplinkBadge(u), probe = logic.probeSummary(u);
+			return E('tr', { 'class': 'tr mpconv-uplink', 'data-uplink': u.name, 'data-state': badge.state }, [
+				E('td', { 'class': 'td', 'data-title': _('Uplink') }, [
+					E('strong', [ txt(u.name) ]),
+					u.backup === true ? E('span', { 'class': 'label mpconv-backup', 'style': LABEL_STYLE + 'margin-left:.5em;background:#e3e8ee;color:#234', 'title': _('Backup uplink: carries data only while no other uplink is up') }, _('backup')) : ''
+				]),
 				E('td', { 'class': 'td', 'data-title': _('Device') }, [ txt(u.device) ]),
-				E('td', { 'class': 'td mpconv-state', 'data-title': _('State') }, [ txt(logic.uplinkState(u)) ]),
+				E('td', { 'class': 'td', 'data-title': _('State') },
+					E('span', { 'class': 'label mpconv-state ' + badge.cls, 'data-state': badge.state, 'style': LABEL_STYLE + BADGE_STYLE[badge.cls] }, [ txt(badge.label) ])),
+				E('td', { 'class': 'td mpconv-probe', 'data-title': _('Probe'), 'data-probe': probe.kind },
+					probe.active ? [
+						E('span', { 'class': 'mpconv-probe-kind' }, [ txt(probe.kind) ]), ' ',
+						E('span', { 'class': 'mpconv-rtt', 'title': _('round-trip time of the last answered probe') }, [ txt(probe.rtt) ]), ', ',
+						E('span', { 'class': 'mpconv-loss', 'title': _('probes lost') }, [ txt(_('%s loss').format(probe.loss)) ])
+					] : [ txt(probe.kind === 'none' ? _('off') : '-') ]),
 				E('td', { 'class': 'td mpconv-subflows', 'data-title': _('Subflows') }, String(u.subflows != null ? u.subflows : '-')),
 				E('td', { 'class': 'td', 'data-title': _('Address') }, [ txt(addrs.length ? addrs.join(', ') : '-') ]),
 				E('td', { 'class': 'td', 'data-title': _('MTU') }, u.mtu != null ? String(u.mtu) : '-'),
@@ -152,7 +175,7 @@ return view.extend({
 			E('h3', _('Uplinks')),
 			bytes ? '' : E('p', { 'class': 'cbi-section-descr' },
 				_('The daemon does not report per-uplink byte counters yet: the activity graphs show each uplink\'s subflow count.')),
-			table('mpconv-uplinks', [ _('Uplink'), _('Device'), _('State'), _('Subflows'), _('Address'), _('MTU'), _('Activity'), '' ],
+			table('mpconv-uplinks', [ _('Uplink'), _('Device'), _('State'), _('Probe'), _('Subflows'), _('Address'), _('MTU'), _('Activity'), '' ],
 				rows, _('No uplinks'))
 		]);
 	},
