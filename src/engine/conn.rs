@@ -566,6 +566,9 @@ pub struct Conn {
     pub s_data_fin: Option<u64>,
     /// The LAN host sent its FIN (sequence number of the FIN).
     pub c_fin: Option<u32>,
+    /// The LAN host was told that its FIN arrived: it may be CLOSED now and would answer a
+    /// second such ACK with a RST, so no other pure ACK follows.
+    pub c_fin_acked: bool,
     /// When both sides are closed: forget the connection after this time.
     pub linger: Option<Micros>,
     pub subs: [Option<Subflow>; MAX_SUBFLOWS],

@@ -191,6 +191,8 @@ pub fn note_close(ctx: &mut Ctx, conn: &mut Conn, p: &IpTcp, from_lan: bool) {
     if p.flags & FIN != 0 {
         if from_lan {
             conn.c_fin = Some(p.seq.wrapping_add(p.payload_len as u32));
+            // Its FIN again (our ACK of it was lost): it needs that ACK once more.
+            conn.c_fin_acked = false;
         } else if conn.state == ConnState::Fallback {
             conn.s_data_fin = Some(0);
         }

@@ -622,6 +622,7 @@ impl Engine {
             c_win: p.window,
             s_data_fin: None,
             c_fin: None,
+            c_fin_acked: false,
             linger: None,
             subs,
         };

@@ -460,13 +460,22 @@ fn data_to_client(
     p: &IpTcp,
     sack: bool,
 ) {
+    let ack = conn.cseq_of_dsn(conn.data_acked);
+    if data.is_empty() && !fin {
+        if conn.c_fin.is_some_and(|f| ack == f.wrapping_add(1)) {
+            // The peer acknowledged the host's FIN (often on every subflow): tell it once.
+            if conn.c_fin_acked {
+                return;
+            }
+            conn.c_fin_acked = true;
+        }
+    }
     let Some(sub) = conn.sub(si) else { return };
     let seq = if data.is_empty() && !fin {
         conn.tsn_of_dsn(conn.data_ack_sent.max(dsn))
     } else {
         conn.tsn_of_dsn(dsn)
     };
-    let ack = conn.cseq_of_dsn(conn.data_acked);
     // The window is shared at the data level; rescale from this subflow's scale to the one the
     // LAN host was told.
     let win = ((p.window as u32) << sub.wscale) >> conn.s_wscale;

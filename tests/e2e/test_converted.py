@@ -24,12 +24,16 @@ def test_converted(bed, daemon, mode, family, csum):
     server = bed.server("mptcp")
     try:
         before = bed.nstat("srv")
+        fc0 = daemon.status()["counters"]["MPFastcloseTx"]
         res = bed.client(mode, SIZE, family=family, timeout=30)
         assert_transfer_ok(res)
         (rep,) = server_reports(server, 1)
         assert_converted(rep, min_subflows=2, csum=1 if csum else None)
         wait_curr_estab_zero(bed)
         assert_counters(before, bed.nstat("srv"), conns=1, joins=True, csum=csum)
+        # A clean close stays clean: the host never answers a duplicate ACK of its FIN with
+        # a RST, so the converter sends no MP_FASTCLOSE.
+        assert daemon.status()["counters"]["MPFastcloseTx"] == fc0, "connection ended in a reset"
         assert daemon.alive(), "daemon died"
     finally:
         server.stop()
