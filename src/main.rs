@@ -1,5 +1,6 @@
 //! `mpconv`: the command line. `run` starts the daemon in the foreground, `status` asks a
-//! running daemon, `check` validates a configuration, `version` prints the version.
+//! running daemon, `handover` moves its traffic to one uplink, `check` validates a
+//! configuration, `version` prints the version.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ struct Cli {
 enum Cmd {
     Run(RunCmd),
     Status(StatusCmd),
+    Handover(HandoverCmd),
     Check(CheckCmd),
     Version(VersionCmd),
     Concentrator(ConcentratorCmd),
@@ -52,6 +54,27 @@ struct StatusCmd {
     #[argh(option, short = 'c')]
     config: Option<PathBuf>,
     /// print the status as one JSON object
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Move the traffic of every converted connection to one uplink (make-before-break: MP_PRIO
+/// marks the other subflows backup, nothing is lost). Exit status 0 when the daemon did it, 1
+/// if not (unknown uplink, daemon not running, refused).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "handover")]
+struct HandoverCmd {
+    /// the uplink to move to: the name of its `config uplink` section (e.g. wan)
+    #[argh(positional)]
+    uplink: String,
+    /// the daemon's control socket (default /var/run/mpconv.sock, or the one set in --config)
+    #[argh(option, short = 's')]
+    socket: Option<PathBuf>,
+    /// read the control socket path from this configuration file
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// print exactly one JSON object: {"ok":true,"uplink":NAME,"connections":N} or
+    /// {"error":MESSAGE} (also when the daemon cannot be reached)
     #[argh(switch)]
     json: bool,
 }
@@ -117,7 +140,8 @@ fn init_logging(level: log::LevelFilter) {
 }
 
 fn cmd_run(c: RunCmd) -> Result<(), String> {
-    let cfg = config::load(&c.config).map_err(|e| e.to_string())?;
+    let loaded = config::load_full(&c.config).map_err(|e| e.to_string())?;
+    let (cfg, health) = (loaded.config, loaded.health);
     let level = if c.verbose {
         log::LevelFilter::Debug.max(cfg.log_level)
     } else {
@@ -125,15 +149,85 @@ fn cmd_run(c: RunCmd) -> Result<(), String> {
     };
     init_logging(level);
     log::info!("{} starting with {}", version(), c.config.display());
-    mpconv::io::run(cfg, c.verbose)
+    mpconv::io::run(cfg, health, c.verbose)
 }
 
-fn cmd_status(c: StatusCmd) -> Result<(), String> {
-    let socket = match (c.socket, c.config) {
+fn socket_path(socket: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf, String> {
+    Ok(match (socket, config) {
         (Some(s), _) => s,
         (None, Some(path)) => config::load(&path).map_err(|e| e.to_string())?.socket,
         (None, None) => PathBuf::from(DEFAULT_SOCKET),
+    })
+}
+
+/// `handover`: with --json the daemon's reply line is printed as it is (and an error object is
+/// made here when there is no reply); otherwise a sentence.
+fn cmd_handover(c: HandoverCmd) -> ExitCode {
+    use mpconv::io::control::json_str;
+    let reply = socket_path(c.socket, c.config).and_then(|socket| {
+        // One word, as the request line splits on whitespace.
+        if c.uplink.is_empty()
+            || c.uplink
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            return Err(format!(
+                "'{}' is not an uplink name",
+                c.uplink.escape_default()
+            ));
+        }
+        mpconv::io::control::query(&socket, &format!("handover {}", c.uplink))
+    });
+    let (ok, line) = match reply {
+        Ok(r) => {
+            let r = r.trim().to_string();
+            (r.starts_with("{\"ok\":true"), r)
+        }
+        Err(e) => (false, format!("{{\"error\":{}}}", json_str(&e))),
     };
+    if c.json {
+        println!("{line}");
+    } else if ok {
+        let n = json_field(&line, "connections").unwrap_or("?");
+        println!("handover to {}: {n} connection(s) moved", c.uplink);
+    } else {
+        let msg = json_field(&line, "error").unwrap_or(&line);
+        eprintln!(
+            "mpconv: handover to {}: {}",
+            c.uplink,
+            msg.replace("\\\"", "\"")
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The raw text of `"key":VALUE` in a flat one-line JSON object (strings without their quotes,
+/// escapes left as they are): enough for the replies printed above.
+fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &line[start..];
+    if let Some(s) = rest.strip_prefix('"') {
+        let mut esc = false;
+        for (i, ch) in s.char_indices() {
+            match ch {
+                '\\' if !esc => esc = true,
+                '"' if !esc => return Some(&s[..i]),
+                _ => esc = false,
+            }
+        }
+        None
+    } else {
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Some(&rest[..end])
+    }
+}
+
+fn cmd_status(c: StatusCmd) -> Result<(), String> {
+    let socket = socket_path(c.socket, c.config)?;
     let req = if c.json { "status json" } else { "status" };
     let reply = mpconv::io::control::query(&socket, req)?;
     print!("{reply}");
@@ -201,9 +295,38 @@ fn summary(cfg: &Config) -> String {
 }
 
 fn cmd_check(c: CheckCmd) -> Result<(), String> {
-    let cfg = config::load(&c.config).map_err(|e| e.to_string())?;
-    print!("{}", summary(&cfg));
+    let loaded = config::load_full(&c.config).map_err(|e| e.to_string())?;
+    print!("{}", summary(&loaded.config));
+    for (u, h) in loaded.config.uplinks.iter().zip(&loaded.health) {
+        print!("{}", health_summary(&u.name, h));
+    }
     Ok(())
+}
+
+fn health_summary(name: &str, h: &config::UplinkHealth) -> String {
+    let mut s = format!("uplink {name}:");
+    if h.backup {
+        s.push_str(" backup,");
+    }
+    if h.probing() {
+        let targets: Vec<String> = h
+            .probe_targets
+            .iter()
+            .map(|t| mpconv::io::probe::target_text(h.probe, *t))
+            .collect();
+        s.push_str(&format!(
+            " {} probes to {} every {} s, timeout {} s, down after {}, up after {}\n",
+            h.probe.name(),
+            targets.join(" "),
+            f64::from(h.probe_interval_ms) / 1000.0,
+            f64::from(h.probe_timeout_ms) / 1000.0,
+            h.probe_down,
+            h.probe_up
+        ));
+    } else {
+        s.push_str(" no probes (link events only)\n");
+    }
+    s
 }
 
 fn main() -> ExitCode {
@@ -217,6 +340,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Run(c) => cmd_run(c),
         Cmd::Status(c) => cmd_status(c),
+        Cmd::Handover(c) => return cmd_handover(c),
         Cmd::Check(c) => cmd_check(c),
         Cmd::Concentrator(c) => cmd_concentrator(c),
         Cmd::Version(_) => {

@@ -1,5 +1,5 @@
-//! The control socket: a Unix stream socket on which a client writes one line, `status` or
-//! `status json`, and reads the reply until EOF. Replies are rendered from an
+//! The control socket: a Unix stream socket on which a client writes one line, `status`,
+//! `status json` or `handover UPLINK`, and reads the reply until EOF. Replies are rendered from an
 //! [`engine::Status`](crate::engine::Status) plus the I/O counters; the JSON is written by hand
 //! (no serde) with [`json_str`] escaping.
 //!
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::net::ResolvedUplink;
 use crate::engine::Status;
 
-/// A request read from a client.
+/// A request read from a client of a socket that only reports (the concentrator's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
     Status { json: bool },
@@ -32,6 +32,107 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
             "unknown request '{}' (expected 'status' or 'status json')",
             line.trim()
         )),
+    }
+}
+
+/// A request to the converter daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Status {
+        json: bool,
+    },
+    /// Move every connection's traffic to this uplink (by name); the reply is one JSON line,
+    /// [`handover_reply`].
+    Handover {
+        uplink: String,
+    },
+}
+
+/// Parse one request line to the daemon.
+pub fn parse_command(line: &str) -> Result<Command, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["handover", name] => Ok(Command::Handover {
+            uplink: (*name).to_string(),
+        }),
+        _ => match parse_request(line) {
+            Ok(Request::Status { json }) => Ok(Command::Status { json }),
+            Err(_) => Err(format!(
+                "unknown request '{}' (expected 'status', 'status json' or 'handover UPLINK')",
+                line.trim()
+            )),
+        },
+    }
+}
+
+/// The reply to `handover`: `{"ok":true,"uplink":"NAME","connections":N}` or
+/// `{"error":"MESSAGE"}`, one line.
+pub fn handover_reply(res: Result<(&str, usize), String>) -> String {
+    match res {
+        Ok((name, n)) => format!(
+            "{{\"ok\":true,\"uplink\":{},\"connections\":{n}}}\n",
+            json_str(name)
+        ),
+        Err(e) => format!("{{\"error\":{}}}\n", json_str(&e)),
+    }
+}
+
+/// The index of the uplink called `name`, or an error naming the known ones.
+pub fn find_uplink(ups: &[ResolvedUplink], name: &str) -> Result<u8, String> {
+    match ups.iter().position(|u| u.name == name) {
+        Some(i) => u8::try_from(i).map_err(|_| format!("uplink '{name}': index out of range")),
+        None => {
+            let known: Vec<&str> = ups.iter().map(|u| u.name.as_str()).collect();
+            Err(format!(
+                "unknown uplink '{name}' (known: {})",
+                known.join(", ")
+            ))
+        }
+    }
+}
+
+/// Health of an uplink as the daemon's tracker sees it, for the status replies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HealthStatus {
+    pub state: crate::engine::UplinkState,
+    pub backup: bool,
+    /// `icmp`, `tcp`, `dns` or `none` (also `none` when it has no usable target).
+    pub probe: &'static str,
+    /// Smoothed probe RTT in µs (0 = no answer yet).
+    pub rtt_us: u64,
+    /// Loss over the last probes, 0.0..=1.0.
+    pub loss: f32,
+}
+
+impl Default for HealthStatus {
+    fn default() -> Self {
+        HealthStatus {
+            state: crate::engine::UplinkState::Up,
+            backup: false,
+            probe: "none",
+            rtt_us: 0,
+            loss: 0.0,
+        }
+    }
+}
+
+fn health_of(h: &[HealthStatus], i: usize) -> HealthStatus {
+    h.get(i).copied().unwrap_or_default()
+}
+
+/// A loss fraction for JSON: finite, in 0..=1, at most 3 decimals.
+fn json_fraction(v: f32) -> String {
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0');
+    if s.ends_with('.') {
+        format!("{s}0")
+    } else {
+        s.to_string()
     }
 }
 
@@ -120,7 +221,13 @@ fn uplink_of(st: &Status, i: usize) -> crate::engine::UplinkStatus {
 }
 
 /// The `status json` reply (one line).
-pub fn render_json(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCounters) -> String {
+pub fn render_json(
+    mode: &str,
+    ups: &[ResolvedUplink],
+    health: &[HealthStatus],
+    st: &Status,
+    io: &IoCounters,
+) -> String {
     let mut s = String::new();
     let _ = write!(s, "{{\"mode\":{},\"uplinks\":[", json_str(mode));
     for (i, u) in ups.iter().enumerate() {
@@ -128,9 +235,10 @@ pub fn render_json(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
             s.push(',');
         }
         let e = uplink_of(st, i);
+        let h = health_of(health, i);
         let _ = write!(
             s,
-            "{{\"name\":{},\"device\":{},\"addr4\":{},\"addr6\":{},\"mtu\":{},\"subflows\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"rx_bps\":{},\"tx_bps\":{},\"srtt_us\":{}}}",
+            "{{\"name\":{},\"device\":{},\"addr4\":{},\"addr6\":{},\"mtu\":{},\"subflows\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"rx_bps\":{},\"tx_bps\":{},\"srtt_us\":{},\"state\":{},\"backup\":{},\"probe\":{},\"probe_rtt_us\":{},\"probe_loss\":{}}}",
             json_str(&u.name),
             json_str(&u.device),
             json_opt(u.addr4),
@@ -141,7 +249,12 @@ pub fn render_json(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
             e.tx_bytes,
             e.rx_bps,
             e.tx_bps,
-            e.srtt_us
+            e.srtt_us,
+            json_str(h.state.name()),
+            h.backup,
+            json_str(h.probe),
+            h.rtt_us,
+            json_fraction(h.loss)
         );
     }
     s.push_str("],\"connections\":[");
@@ -192,7 +305,13 @@ pub fn render_json(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
 }
 
 /// The `status` reply for people.
-pub fn render_text(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCounters) -> String {
+pub fn render_text(
+    mode: &str,
+    ups: &[ResolvedUplink],
+    health: &[HealthStatus],
+    st: &Status,
+    io: &IoCounters,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "mode {mode}");
     let _ = writeln!(s, "uplinks:");
@@ -216,6 +335,27 @@ pub fn render_text(mode: &str, ups: &[ResolvedUplink], st: &Status, io: &IoCount
             e.tx_bps,
             e.srtt_us as f64 / 1000.0
         );
+        let h = health_of(health, i);
+        let _ = write!(
+            s,
+            "    state {}{} probe {}",
+            h.state.name(),
+            if h.backup { " (backup)" } else { "" },
+            h.probe
+        );
+        if h.probe != "none" {
+            if h.rtt_us == 0 {
+                let _ = write!(s, " rtt - loss {:.0} %", h.loss * 100.0);
+            } else {
+                let _ = write!(
+                    s,
+                    " rtt {:.1} ms loss {:.0} %",
+                    h.rtt_us as f64 / 1000.0,
+                    h.loss * 100.0
+                );
+            }
+        }
+        s.push('\n');
     }
     let _ = writeln!(s, "connections: {}", st.connections.len());
     for c in &st.connections {
@@ -296,7 +436,20 @@ impl ControlServer {
     }
 
     /// Read the request of `stream` (bounded in time) and write back what `reply` renders.
-    pub fn serve(mut stream: UnixStream, reply: impl FnOnce(Request) -> String) {
+    pub fn serve(stream: UnixStream, reply: impl FnOnce(Request) -> String) {
+        Self::serve_with(stream, parse_request, reply)
+    }
+
+    /// [`ControlServer::serve`] for the daemon's requests ([`Command`]).
+    pub fn serve_commands(stream: UnixStream, reply: impl FnOnce(Command) -> String) {
+        Self::serve_with(stream, parse_command, reply)
+    }
+
+    fn serve_with<R>(
+        mut stream: UnixStream,
+        parse: fn(&str) -> Result<R, String>,
+        reply: impl FnOnce(R) -> String,
+    ) {
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
         let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
@@ -311,7 +464,7 @@ impl ControlServer {
         }
         let line = String::from_utf8_lossy(&buf[..len]);
         let line = line.split('\n').next().unwrap_or("");
-        let text = match parse_request(line) {
+        let text = match parse(line) {
             Ok(req) => reply(req),
             Err(e) => format!("error: {e}\n"),
         };
@@ -434,6 +587,72 @@ mod tests {
         }
     }
 
+    fn health() -> Vec<HealthStatus> {
+        vec![
+            HealthStatus {
+                state: crate::engine::UplinkState::Degraded,
+                backup: false,
+                probe: "icmp",
+                rtt_us: 12_500,
+                loss: 0.3,
+            },
+            HealthStatus {
+                state: crate::engine::UplinkState::Down,
+                backup: true,
+                probe: "none",
+                rtt_us: 0,
+                loss: 0.0,
+            },
+        ]
+    }
+
+    #[test]
+    fn handover_requests_and_replies() {
+        assert_eq!(
+            parse_command("handover lte\n"),
+            Ok(Command::Handover {
+                uplink: "lte".into()
+            })
+        );
+        assert_eq!(
+            parse_command("status json"),
+            Ok(Command::Status { json: true })
+        );
+        assert!(parse_command("handover").is_err());
+        assert!(parse_command("handover a b").is_err());
+        assert!(parse_command("stop")
+            .unwrap_err()
+            .contains("'handover UPLINK'"));
+        assert!(
+            parse_request("handover lte").is_err(),
+            "not for the concentrator"
+        );
+        assert_eq!(
+            handover_reply(Ok(("lte", 3))),
+            "{\"ok\":true,\"uplink\":\"lte\",\"connections\":3}\n"
+        );
+        assert_eq!(
+            handover_reply(Err("no \"such\" uplink".into())),
+            "{\"error\":\"no \\\"such\\\" uplink\"}\n"
+        );
+        assert_eq!(find_uplink(&uplinks(), "lte"), Ok(1));
+        assert_eq!(
+            find_uplink(&uplinks(), "wifi"),
+            Err("unknown uplink 'wifi' (known: dsl, lte)".into())
+        );
+    }
+
+    #[test]
+    fn fractions() {
+        assert_eq!(json_fraction(0.0), "0.0");
+        assert_eq!(json_fraction(1.0), "1.0");
+        assert_eq!(json_fraction(0.5), "0.5");
+        assert_eq!(json_fraction(1.0 / 3.0), "0.333");
+        assert_eq!(json_fraction(f32::NAN), "0.0");
+        assert_eq!(json_fraction(7.0), "1.0");
+        assert_eq!(json_fraction(-1.0), "0.0");
+    }
+
     #[test]
     fn renders_json() {
         let io = IoCounters {
@@ -441,9 +660,9 @@ mod tests {
             sent: 4,
             ..Default::default()
         };
-        let j = render_json("implicit", &uplinks(), &status(), &io);
+        let j = render_json("implicit", &uplinks(), &health(), &status(), &io);
         assert!(j.starts_with(
-            "{\"mode\":\"implicit\",\"uplinks\":[{\"name\":\"dsl\",\"device\":\"up1\",\"addr4\":\"100.64.1.2\",\"addr6\":\"2001:db8::2\",\"mtu\":1500,\"subflows\":1,\"rx_bytes\":0,\"tx_bytes\":0,\"rx_bps\":0,\"tx_bps\":0,\"srtt_us\":0},{\"name\":\"lte\",\"device\":\"up2\",\"addr4\":\"10.0.2.2\",\"addr6\":null,\"mtu\":1400,\"subflows\":0,\"rx_bytes\":0,\"tx_bytes\":0,\"rx_bps\":0,\"tx_bps\":0,\"srtt_us\":0}],"
+            "{\"mode\":\"implicit\",\"uplinks\":[{\"name\":\"dsl\",\"device\":\"up1\",\"addr4\":\"100.64.1.2\",\"addr6\":\"2001:db8::2\",\"mtu\":1500,\"subflows\":1,\"rx_bytes\":0,\"tx_bytes\":0,\"rx_bps\":0,\"tx_bps\":0,\"srtt_us\":0,\"state\":\"degraded\",\"backup\":false,\"probe\":\"icmp\",\"probe_rtt_us\":12500,\"probe_loss\":0.3},{\"name\":\"lte\",\"device\":\"up2\",\"addr4\":\"10.0.2.2\",\"addr6\":null,\"mtu\":1400,\"subflows\":0,\"rx_bytes\":0,\"tx_bytes\":0,\"rx_bps\":0,\"tx_bps\":0,\"srtt_us\":0,\"state\":\"down\",\"backup\":true,\"probe\":\"none\",\"probe_rtt_us\":0,\"probe_loss\":0.0}],"
         ), "{j}");
         assert!(j.contains(
             "\"connections\":[{\"client\":\"192.168.1.10:51000\",\"server\":\"[2001:db8::5]:443\",\"state\":\"established\",\"subflows\":[{\"uplink\":\"dsl\",\"port\":61234,\"state\":\"established\",\"backup\":false,\"srtt_us\":0,\"inflight\":0}]}]"
@@ -459,7 +678,18 @@ mod tests {
 
     #[test]
     fn renders_text() {
-        let t = render_text("implicit", &uplinks(), &status(), &IoCounters::default());
+        let t = render_text(
+            "implicit",
+            &uplinks(),
+            &health(),
+            &status(),
+            &IoCounters::default(),
+        );
+        assert!(
+            t.contains("\n    state degraded probe icmp rtt 12.5 ms loss 30 %\n"),
+            "{t}"
+        );
+        assert!(t.contains("\n    state down (backup) probe none\n"), "{t}");
         assert!(
             t.contains("  dsl: dev up1 addr 100.64.1.2 addr6 2001:db8::2 mtu 1500 subflows 1 rx 0 B (0 bit/s) tx 0 B (0 bit/s) srtt 0.0 ms\n")
         );

@@ -16,11 +16,16 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::control::{self, ControlServer, IoCounters, Request};
+use super::control::{self, Command, ControlServer, HealthStatus, IoCounters};
 use super::net::{self, ResolvedUplink};
+use super::netlink::{self, Netlink};
+use super::probe::{self, Prober};
 use super::{firewall, routes, sys};
-use crate::config::{Config, Mode};
-use crate::engine::{Dest, Engine, EngineConfig, ExplicitConfig, Side, UplinkConfig, Verdict};
+use crate::config::{Config, Mode, UplinkHealth};
+use crate::engine::{
+    Dest, Engine, EngineConfig, ExplicitConfig, Side, UplinkConfig, UplinkState, Verdict,
+};
+use crate::health::{Health, HealthConfig, Reason, Transition};
 
 /// Receive buffer of the NFQUEUE netlink socket (the default overflows under load).
 const QUEUE_RCVBUF: u32 = 8 << 20;
@@ -187,18 +192,23 @@ fn open_queue(num: u16) -> Result<(nfq::Queue, RawFd), String> {
     Ok((q, fd))
 }
 
-fn engine_config(cfg: &Config, ups: &[ResolvedUplink]) -> Result<EngineConfig, String> {
+fn engine_config(
+    cfg: &Config,
+    ups: &[ResolvedUplink],
+    health: &[UplinkHealth],
+) -> Result<EngineConfig, String> {
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| format!("cannot get random bytes: {e}"))?;
     Ok(EngineConfig {
         uplinks: ups
             .iter()
-            .map(|u| UplinkConfig {
+            .enumerate()
+            .map(|(i, u)| UplinkConfig {
                 name: u.name.clone(),
                 addr4: u.addr4,
                 addr6: u.addr6,
                 mtu: u.mtu,
-                backup: false,
+                backup: health.get(i).is_some_and(|h| h.backup),
             })
             .collect(),
         max_connections: cfg.max_connections,
@@ -328,6 +338,273 @@ impl Daemon {
     }
 }
 
+/// One uplink's health: its tracker, its probes, and what messages need.
+struct Watched {
+    name: String,
+    device: String,
+    ifindex: u32,
+    addr4: Option<std::net::Ipv4Addr>,
+    addr6: Option<std::net::Ipv6Addr>,
+    backup: bool,
+    health: Health,
+    prober: Prober,
+    next_id: u16,
+}
+
+impl Watched {
+    fn new(
+        cfg: &Config,
+        i: usize,
+        u: &ResolvedUplink,
+        h: &UplinkHealth,
+        now: u64,
+    ) -> (Watched, Vec<String>) {
+        let (prober, warnings) = Prober::new(cfg, i, u, h);
+        let hc = HealthConfig {
+            probing: prober.active(),
+            interval: u64::from(h.probe_interval_ms) * 1000,
+            timeout: u64::from(h.probe_timeout_ms) * 1000,
+            down_after: h.probe_down,
+            up_after: h.probe_up,
+        };
+        let link_up = netlink::link_up_now(&u.device);
+        // The addresses were found on the device (or given by netifd) just now.
+        let health = Health::new(hc, now, link_up, true);
+        (
+            Watched {
+                name: u.name.clone(),
+                device: u.device.clone(),
+                ifindex: u.ifindex,
+                addr4: u.addr4,
+                addr6: u.addr6,
+                backup: h.backup,
+                health,
+                prober,
+                next_id: (now as u16) ^ 0x5a5a,
+            },
+            warnings,
+        )
+    }
+
+    fn is_mine(&self, a: std::net::IpAddr) -> bool {
+        match a {
+            std::net::IpAddr::V4(a) => self.addr4 == Some(a),
+            std::net::IpAddr::V6(a) => self.addr6 == Some(a),
+        }
+    }
+
+    fn addr_text(&self) -> String {
+        match (self.addr4, self.addr6) {
+            (Some(a), Some(b)) => format!("{a} / {b}"),
+            (Some(a), None) => a.to_string(),
+            (None, Some(b)) => b.to_string(),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// Why a transition happened, for the log.
+    fn why(&self, t: &Transition) -> String {
+        let h = &self.health;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let (lost, n) = h.loss_counts();
+        match t.reason {
+            Reason::LinkDown => format!("link down on {}", self.device),
+            Reason::AddressGone => {
+                format!("address {} gone from {}", self.addr_text(), self.device)
+            }
+            Reason::LinkUp => format!("link up on {}", self.device),
+            Reason::ProbesUnanswered(k) => {
+                format!("{k} probes to {} unanswered", self.prober.targets_text())
+            }
+            Reason::ProbesAnswered(k) => format!(
+                "{k} probes to {} answered, rtt {:.1} ms",
+                self.prober.targets_text(),
+                ms(h.last_rtt())
+            ),
+            Reason::Loss => format!(
+                "{lost} of the last {n} probes to {} lost, rtt {:.1} ms",
+                self.prober.targets_text(),
+                ms(h.srtt())
+            ),
+            Reason::Rtt => format!(
+                "probe rtt {:.1} ms, its usual {:.1} ms",
+                ms(h.srtt()),
+                ms(h.baseline())
+            ),
+            Reason::Recovered => format!(
+                "{lost} of the last {n} probes lost, rtt {:.1} ms",
+                ms(h.srtt())
+            ),
+        }
+    }
+
+    fn status(&self) -> HealthStatus {
+        HealthStatus {
+            state: self.health.state(),
+            backup: self.backup,
+            probe: if self.prober.active() {
+                self.prober.kind().name()
+            } else {
+                "none"
+            },
+            rtt_us: self.health.srtt(),
+            loss: self.health.loss(),
+        }
+    }
+}
+
+/// The health side of the daemon: netlink events, probes, trackers, and the engine told of
+/// every change.
+struct Watch {
+    uplinks: Vec<Watched>,
+    netlink: Netlink,
+}
+
+impl Watch {
+    fn apply(&mut self, engine: &mut Engine, now: u64, i: usize, t: Option<Transition>) {
+        let Some(t) = t else { return };
+        let Some(w) = self.uplinks.get(i) else { return };
+        let msg = format!(
+            "uplink {}: {} -> {} ({})",
+            w.name,
+            t.from.name(),
+            t.to.name(),
+            w.why(&t)
+        );
+        if t.to == UplinkState::Up {
+            log::info!("{msg}");
+        } else {
+            log::warn!("{msg}");
+        }
+        engine.set_uplink_state(now, i as u8, t.to);
+    }
+
+    /// The earliest deadline of the trackers.
+    fn poll_timeout(&self) -> Option<u64> {
+        self.uplinks
+            .iter()
+            .filter_map(|w| w.health.poll_timeout())
+            .min()
+    }
+
+    /// Read the netlink socket and feed the trackers.
+    fn on_netlink(&mut self, engine: &mut Engine) {
+        let now = sys::monotonic_us();
+        let mut changes: Vec<(usize, Option<Transition>)> = Vec::new();
+        let ups = &mut self.uplinks;
+        let res = self.netlink.read(|ev| match ev {
+            netlink::Event::Link { ifindex, up } => {
+                for (i, w) in ups.iter_mut().enumerate() {
+                    if w.ifindex == ifindex {
+                        log::debug!("uplink {}: link {}", w.name, if up { "up" } else { "down" });
+                        changes.push((i, w.health.link(now, up)));
+                    }
+                }
+            }
+            netlink::Event::Addr {
+                ifindex,
+                addr,
+                present,
+            } => {
+                for (i, w) in ups.iter_mut().enumerate() {
+                    if w.ifindex == ifindex && w.is_mine(addr) {
+                        log::debug!(
+                            "uplink {}: address {addr} {}",
+                            w.name,
+                            if present { "added" } else { "removed" }
+                        );
+                        changes.push((i, w.health.address(now, present)));
+                    }
+                }
+            }
+        });
+        if res == netlink::ReadResult::Overflow {
+            log::warn!("rtnetlink: events were lost (ENOBUFS); reading the uplinks' state again");
+            for (i, w) in self.uplinks.iter_mut().enumerate() {
+                let up = netlink::link_up_now(&w.device);
+                changes.push((i, w.health.link(now, up)));
+                let present = addresses_present(&w.device, w.addr4, w.addr6);
+                changes.push((i, w.health.address(now, present)));
+            }
+        }
+        for (i, t) in changes {
+            self.apply(engine, now, i, t);
+        }
+    }
+
+    /// Probe answers, timeouts, and the probes that are due.
+    fn run(&mut self, engine: &mut Engine, pfds: &[sys::PollFd], first: usize) {
+        let now = sys::monotonic_us();
+        let mut k = first;
+        for i in 0..self.uplinks.len() {
+            let mut changes: [Option<Transition>; 8] = [None; 8];
+            let mut nchg = 0;
+            let w = &mut self.uplinks[i];
+            let n = w.prober.registered();
+            let slice = pfds.get(k..k + n).unwrap_or(&[]);
+            k += n;
+            let health = &mut w.health;
+            w.prober.service(slice, |o| {
+                let t = match o {
+                    probe::Outcome::Answered(id) => health.probe_answered(now, id),
+                    probe::Outcome::Failed(id) => health.probe_failed(now, id),
+                };
+                if t.is_some() && nchg < changes.len() {
+                    changes[nchg] = t;
+                    nchg += 1;
+                }
+            });
+            for t in changes.iter_mut().take(nchg) {
+                let t = t.take();
+                self.apply(engine, now, i, t);
+            }
+            let w = &mut self.uplinks[i];
+            let t = w.health.handle_timeout(now);
+            let health = &w.health;
+            w.prober.retain(|id| health.is_outstanding(id));
+            self.apply(engine, now, i, t);
+            let w = &mut self.uplinks[i];
+            if w.health.probe_due(now) {
+                let id = w.next_id;
+                w.next_id = w.next_id.wrapping_add(1);
+                let mut t = w.health.probe_sent(now, id);
+                match w.prober.send(id) {
+                    Ok(_) => {}
+                    Err((target, e)) => {
+                        log::debug!(
+                            "uplink {}: probe to {} not sent: {e}",
+                            w.name,
+                            probe::target_text(w.prober.kind(), target)
+                        );
+                        t = w.health.probe_failed(now, id).or(t);
+                    }
+                }
+                self.apply(engine, now, i, t);
+            }
+        }
+    }
+
+    fn status(&self) -> Vec<HealthStatus> {
+        self.uplinks.iter().map(Watched::status).collect()
+    }
+}
+
+/// Whether the device still has the uplink's addresses (after lost netlink events).
+fn addresses_present(
+    dev: &str,
+    a4: Option<std::net::Ipv4Addr>,
+    a6: Option<std::net::Ipv6Addr>,
+) -> bool {
+    let Ok(text) = super::cmd::run(
+        &super::cmd::argv(&["ip", "-o", "addr", "show", "dev", dev]),
+        None,
+    ) else {
+        return false;
+    };
+    let has = |a: String| text.contains(&format!(" {a}/"));
+    a4.is_none_or(|a| has(a.to_string())) && a6.is_none_or(|a| has(a.to_string()))
+}
+
 fn summary(engine: &Engine, io: &IoCounters) -> String {
     let mut s: Vec<String> = io.iter().iter().map(|(k, v)| format!("{k} {v}")).collect();
     s.extend(
@@ -341,8 +618,9 @@ fn summary(engine: &Engine, io: &IoCounters) -> String {
 }
 
 /// Run the daemon in the foreground until SIGINT or SIGTERM. Everything installed is removed
-/// again on return, also on errors during start.
-pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
+/// again on return, also on errors during start. `health` holds the health options of
+/// `cfg.uplinks`, index for index (missing entries: the defaults).
+pub fn run(cfg: Config, health: Vec<UplinkHealth>, verbose: bool) -> Result<(), String> {
     if !cfg.enabled {
         log::info!(
             "disabled in {} (option enabled '0'); nothing to do",
@@ -372,7 +650,25 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
         }
         sides.push((u.ifindex, Side::Uplink(i as u8)));
     }
-    let engine = Engine::new(engine_config(&cfg, &ups)?);
+    let health: Vec<UplinkHealth> = (0..ups.len())
+        .map(|i| health.get(i).cloned().unwrap_or_default())
+        .collect();
+    let mut engine = Engine::new(engine_config(&cfg, &ups, &health)?);
+    let netlink = Netlink::open()?;
+    let start = sys::monotonic_us();
+    let mut watched = Vec::new();
+    for (i, u) in ups.iter().enumerate() {
+        let (w, warnings) = Watched::new(&cfg, i, u, &health[i], start);
+        for m in warnings {
+            log::warn!("{m}");
+        }
+        engine.set_uplink_state(start, i as u8, w.health.state());
+        watched.push(w);
+    }
+    let mut watch = Watch {
+        uplinks: watched,
+        netlink,
+    };
     let tx = Transmitter::new(&cfg, &ups)?;
     let signals = sys::install_signal_pipe().map_err(|e| format!("signal handlers: {e}"))?;
     let (queue, qfd) = open_queue(cfg.queue)?;
@@ -388,6 +684,7 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
     };
     // Declared in install order, so an early return drops (undoes) them in reverse.
     let routing = routes::install(&cfg, &ups)?;
+    let probe_routing = probe::install_routing(&cfg, &ups, &health)?;
     let (backend, fw) = firewall::install(&cfg, &ups)?;
     let ctl = ControlServer::bind(&cfg.socket)?;
 
@@ -400,14 +697,41 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
             addrs.push_str(&format!(" addr6 {a}"));
         }
         log::info!(
-            "uplink {}: dev {}{} mtu {} table {} mark {:#x}",
+            "uplink {}: dev {}{} mtu {} table {} mark {:#x}{}",
             u.name,
             u.device,
             addrs,
             u.mtu,
             routes::uplink_table(&cfg, i),
-            routes::uplink_mark(&cfg, i)
+            routes::uplink_mark(&cfg, i),
+            if health[i].backup { " backup" } else { "" }
         );
+        let w = &watch.uplinks[i];
+        let h = w.health.config();
+        let probes = if w.prober.active() {
+            format!(
+                "{} probes to {} every {:.3} s (timeout up to {:.3} s, down after {}, up after {})",
+                w.prober.kind().name(),
+                w.prober.targets_text(),
+                h.interval as f64 / 1e6,
+                h.timeout as f64 / 1e6,
+                h.down_after,
+                h.up_after
+            )
+        } else {
+            "no probes (link events only)".to_string()
+        };
+        let state = w.health.state();
+        let link = if w.health.link_up() {
+            "link up"
+        } else {
+            "link down"
+        };
+        if state == UplinkState::Up {
+            log::info!("uplink {}: {} ({link}), {probes}", u.name, state.name());
+        } else {
+            log::warn!("uplink {}: {} ({link}), {probes}", u.name, state.name());
+        }
     }
     let lan_names: Vec<&str> = lans.iter().map(|l| l.device.as_str()).collect();
     log::info!(
@@ -430,21 +754,29 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
     }
 
     let mode = mode_name(cfg.mode);
-    let mut pfds = [
-        sys::poll_in(qfd),
-        sys::poll_in(ctl.fd()),
-        sys::poll_in(signals.as_raw_fd()),
-    ];
+    // Fixed entries first, then each uplink's probe sockets (rebuilt every round into the same
+    // vector: no allocation once it has grown).
+    const FIXED: usize = 4;
+    let mut pfds: Vec<sys::PollFd> = Vec::with_capacity(FIXED + 4 * ups.len());
     let stop = (1u32 << sys::SIGINT) | (1u32 << sys::SIGTERM);
     loop {
         let now = sys::monotonic_us();
-        let timeout_ms = match d.engine.poll_timeout() {
+        let deadline = match (d.engine.poll_timeout(), watch.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout_ms = match deadline {
             Some(t) if t <= now => 0,
             Some(t) => ((t - now).div_ceil(1000)).min(60_000) as i32,
             None => 60_000,
         };
-        for p in pfds.iter_mut() {
-            p.revents = 0;
+        pfds.clear();
+        pfds.push(sys::poll_in(qfd));
+        pfds.push(sys::poll_in(ctl.fd()));
+        pfds.push(sys::poll_in(signals.as_raw_fd()));
+        pfds.push(sys::poll_in(watch.netlink.fd()));
+        for w in &watch.uplinks {
+            w.prober.register(&mut pfds);
         }
         if let Err(e) = sys::poll(&mut pfds, timeout_ms) {
             return Err(format!("poll: {e}"));
@@ -468,20 +800,44 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
                 "SIGHUP: configuration reload is not supported; restart mpconv to apply changes"
             );
         }
+        // Link events first: a dead uplink is known before its packets are handled.
+        if sys::readable(&pfds[3]) {
+            watch.on_netlink(&mut d.engine);
+            d.drain_transmits(sys::monotonic_us());
+        }
         if sys::readable(&pfds[0]) {
             d.receive_all();
         }
+        watch.run(&mut d.engine, &pfds, FIXED);
+        d.drain_transmits(sys::monotonic_us());
         d.run_timers();
         if sys::readable(&pfds[1]) {
             while let Some(stream) = ctl.accept() {
-                ControlServer::serve(stream, |Request::Status { json }| {
-                    let mut io = d.io.clone();
-                    io.queue_drops = control::read_queue_drops(cfg.queue);
-                    let st = d.engine.status();
-                    if json {
-                        control::render_json(mode, &ups, &st, &io)
-                    } else {
-                        control::render_text(mode, &ups, &st, &io)
+                ControlServer::serve_commands(stream, |req| match req {
+                    Command::Status { json } => {
+                        let mut io = d.io.clone();
+                        io.queue_drops = control::read_queue_drops(cfg.queue);
+                        let st = d.engine.status();
+                        let hs = watch.status();
+                        if json {
+                            control::render_json(mode, &ups, &hs, &st, &io)
+                        } else {
+                            control::render_text(mode, &ups, &hs, &st, &io)
+                        }
+                    }
+                    Command::Handover { uplink } => {
+                        let now = sys::monotonic_us();
+                        let res = control::find_uplink(&ups, &uplink)
+                            .and_then(|i| d.engine.handover(now, i).map(|n| (uplink.as_str(), n)));
+                        match &res {
+                            Ok((name, n)) => {
+                                log::info!("handover to uplink {name}: {n} connections moved")
+                            }
+                            Err(e) => log::info!("handover to '{uplink}' refused: {e}"),
+                        }
+                        let reply = control::handover_reply(res);
+                        d.drain_transmits(now);
+                        reply
                     }
                 });
             }
@@ -490,6 +846,7 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
 
     drop(ctl);
     drop(fw);
+    drop(probe_routing);
     drop(routing);
     if let Err(e) = d.queue.unbind(cfg.queue) {
         log::debug!("NFQUEUE unbind: {e}");

@@ -5,7 +5,9 @@
 //! - [`netifd`]: an uplink's `interface` → device, addresses, gateways (`ubus call`);
 //! - [`routes`]: policy routing per uplink (mark → table → default route);
 //! - [`firewall`]: iptables or nftables rules (NFQUEUE in, notrack out);
-//! - [`control`]: the control socket and its `status` replies;
+//! - [`netlink`]: link and address events (rtnetlink) for the uplinks' health;
+//! - [`probe`]: health probes (ICMP, TCP, DNS) out of each uplink;
+//! - [`control`]: the control socket and its `status` and `handover` replies;
 //! - [`daemon`]: [`run`], the NFQUEUE packet loop around the engine.
 
 pub mod cmd;
@@ -14,6 +16,8 @@ pub mod daemon;
 pub mod firewall;
 pub mod net;
 pub mod netifd;
+pub mod netlink;
+pub mod probe;
 pub mod routes;
 pub mod sys;
 

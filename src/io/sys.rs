@@ -320,3 +320,202 @@ pub fn find_netfilter_socket(candidates: &[RawFd]) -> Option<RawFd> {
 }
 
 pub use libc::{EAGAIN, EINTR};
+
+// ---- ordinary sockets for the health probes, and rtnetlink -----------------------------------
+
+/// `socket(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` added to `ty`.
+pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; the result is a new fd we own.
+    let fd = check(unsafe {
+        libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto)
+    })?;
+    // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub use libc::{
+    AF_INET, AF_INET6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM,
+};
+
+/// A `sockaddr_in` or `sockaddr_in6` for `sa`, in a `sockaddr_storage`, with its length.
+fn sockaddr_of(sa: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match sa {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr type.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            // SAFETY: as above.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// `bind(2)` to an IP address and port.
+pub fn bind(fd: RawFd, sa: &std::net::SocketAddr) -> io::Result<()> {
+    let (ss, len) = sockaddr_of(sa);
+    // SAFETY: `ss` holds a valid sockaddr of `len` bytes.
+    check(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) }).map(drop)
+}
+
+/// Non-blocking `connect(2)`: `Ok(true)` when connected at once, `Ok(false)` while in progress
+/// (EINPROGRESS; poll for output, then read [`so_error`]).
+pub fn connect(fd: RawFd, sa: &std::net::SocketAddr) -> io::Result<bool> {
+    let (ss, len) = sockaddr_of(sa);
+    // SAFETY: `ss` holds a valid sockaddr of `len` bytes.
+    match check(unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The local port of a bound socket.
+pub fn local_port(fd: RawFd) -> io::Result<u16> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `ss` and `len` are valid for writes and `len` holds the size of `ss`.
+    check(unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) })?;
+    let port = match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in (family AF_INET).
+            let sin = unsafe { &*(&ss as *const _ as *const libc::sockaddr_in) };
+            u16::from_be(sin.sin_port)
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 (family AF_INET6).
+            let sin6 = unsafe { &*(&ss as *const _ as *const libc::sockaddr_in6) };
+            u16::from_be(sin6.sin6_port)
+        }
+        _ => return Err(io::ErrorKind::Unsupported.into()),
+    };
+    Ok(port)
+}
+
+/// `SO_ERROR`: the pending error of a socket (0 = none), e.g. of a non-blocking connect.
+pub fn so_error(fd: RawFd) -> io::Result<i32> {
+    getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR)
+}
+
+/// `SO_LINGER` 0: close() resets the connection instead of a FIN handshake.
+pub fn set_linger_zero(fd: RawFd) -> io::Result<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `l` is a valid linger struct whose size is passed alongside.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Non-blocking `send(2)` on a connected socket.
+pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr() as *const libc::c_void,
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Non-blocking `recv(2)`.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A [`PollFd`] waiting until `fd` can be written (a connect finished).
+pub fn poll_out(fd: RawFd) -> PollFd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    }
+}
+
+/// Whether [`poll`] reported `fd` writable (or an error/hang-up).
+pub fn writable(p: &PollFd) -> bool {
+    p.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// An rtnetlink socket (`NETLINK_ROUTE`, non-blocking) subscribed to the multicast `groups`
+/// (`RTMGRP_*` bits), with a receive buffer of `rcvbuf` bytes (forced when allowed).
+pub fn netlink_route_socket(groups: u32, rcvbuf: u32) -> io::Result<OwnedFd> {
+    let fd = socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
+    if set_rcvbuf_force(fd.as_raw_fd(), rcvbuf).is_err() {
+        let _ = setsockopt_int(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            rcvbuf as libc::c_int,
+        );
+    }
+    // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    sa.nl_groups = groups;
+    // SAFETY: `sa` is a valid sockaddr_nl whose size is passed alongside.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    })?;
+    Ok(fd)
+}
+
+/// rtnetlink constants used by [`super::netlink`].
+pub mod rtnl {
+    pub use libc::{
+        IFF_LOWER_UP, IFF_RUNNING, IFF_UP, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, RTMGRP_IPV4_IFADDR,
+        RTMGRP_IPV6_IFADDR, RTMGRP_LINK, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK,
+    };
+}
+
+pub use libc::{ECONNREFUSED, ENOBUFS};
