@@ -256,7 +256,9 @@ class Daemon:
     )
 
     def __init__(self, bed, mode="implicit", queue=0, checksum=0, uplinks=None,
-                 extra_main=None, binary=None, ready_timeout=10, env=None):
+                 extra_main=None, binary=None, ready_timeout=10, env=None, uplink_opts=None):
+        """uplink_opts {name: {key: value}} adds or overrides options of the uplinks (default
+        ones or `uplinks`), e.g. {"lte": {"backup": 1}} or {"dsl": {"probe": "icmp", ...}}."""
         self.bed = bed
         n = bed._next_id()
         self.dir = os.path.join(bed.tmp, "daemon%d" % n)
@@ -266,6 +268,11 @@ class Daemon:
         self.log = os.path.join(self.dir, "mpconv.log")
         self.binary = binary or mpconv_bin()
         uplinks = uplinks if uplinks is not None else self.DEFAULT_UPLINKS
+        if uplink_opts:
+            unknown = set(uplink_opts) - {n for n, _ in uplinks}
+            if unknown:
+                raise BedError("uplink_opts for unknown uplinks %s" % sorted(unknown))
+            uplinks = [(n, dict(o, **uplink_opts.get(n, {}))) for n, o in uplinks]
         lines = ["config mpconv 'main'",
                  "\toption mode '%s'" % mode,
                  "\tlist lan 'lan0'",
@@ -315,6 +322,16 @@ class Daemon:
         if p.returncode != 0:
             raise BedError("mpconv status failed (rc=%d): %s" % (p.returncode, p.stderr.strip()))
         return json.loads(p.stdout)
+
+    def handover(self, uplink, timeout=10):
+        """`mpconv handover UPLINK --json`: (returncode, parsed JSON or None, raw stdout+stderr)."""
+        p = self.bed.exec("rtr", [self.binary, "handover", uplink, "--json", "--socket", self.socket],
+                          timeout=timeout, check=False)
+        try:
+            doc = json.loads(p.stdout)
+        except ValueError:
+            doc = None
+        return p.returncode, doc, (p.stdout + p.stderr).strip()
 
     def stop(self, timeout=10):
         """SIGTERM, bounded wait (then SIGKILL). Returns the exit code."""
@@ -376,6 +393,33 @@ def mpconv_bin():
     return os.environ.get("MPCONV_BIN") or os.path.join(REPO, "target", "debug", "mpconv")
 
 
+def nfq_delay_bin():
+    """The NFQUEUE delayer (examples/nfq_delay.rs): $MPCONV_NFQ_DELAY, else next to the
+    daemon binary's directory (TARGET/release/examples/), else target/release/examples/."""
+    if os.environ.get("MPCONV_NFQ_DELAY"):
+        return os.environ["MPCONV_NFQ_DELAY"]
+    cand = os.path.join(os.path.dirname(os.path.abspath(mpconv_bin())), "examples", "nfq_delay")
+    if os.access(cand, os.X_OK):
+        return cand
+    return os.path.join(REPO, "target", "release", "examples", "nfq_delay")
+
+
+def gap_after(samples, t):
+    """Longest interval without new bytes in a client timeline (`samples`: [(time, bytes)],
+    time.monotonic() seconds, as peers.py --timeline records them) among the intervals that
+    end after time `t`. Returns (secs, start, end); (0, t, t) when nothing ends after t."""
+    best = (0.0, t, t)
+    prev = None
+    for ts, nb in samples:
+        if prev is not None and nb > prev[1]:
+            if ts > t and ts - prev[0] > best[0]:
+                best = (ts - prev[0], prev[0], ts)
+            prev = (ts, nb)
+        elif prev is None:
+            prev = (ts, nb)
+    return best
+
+
 class Bed:
     def __init__(self, prefix=None, tmpdir=None, keep_tmp=False, dst=False):
         self.prefix = prefix or "mpc%d-" % os.getpid()
@@ -388,6 +432,8 @@ class Bed:
         self._procs = []
         self.daemons = []
         self.concentrators = []
+        self._delays = {}       # uplink -> (Proc of nfq_delay, [(cmd, table, rule argv)])
+        self._blackholes = {}   # uplink -> [(cmd, rule argv)]
         self._n = 0
         self._built = False
         self._nstat_dir = os.path.join(self.tmp, "nstat")
@@ -540,6 +586,12 @@ class Bed:
         if not self._built:
             return
         self._built = False
+        for up in list(self._blackholes):
+            with contextlib.suppress(Exception):
+                self.restore_path(up)
+        for up in list(self._delays):
+            with contextlib.suppress(Exception):
+                self.undelay((up,))
         for p in reversed(self._procs):
             with contextlib.suppress(Exception):
                 p.kill()
@@ -602,6 +654,93 @@ class Bed:
             for role, dev in (("rtr", up), (isp, "cpe")):
                 self.exec(role, ["tc", "qdisc", "del", "dev", dev, "root"], check=False)
 
+    # ---------------------------------------------------------------- path delay and cuts
+    ISP_OF = {"up1": "isp1", "up2": "isp2"}
+    ISP_SRV_DEV = {"up1": "s1", "up2": "s2"}
+    DELAY_QUEUE = {"up1": 101, "up2": 102}
+
+    def delay(self, ms, uplinks=("up1", "up2")):
+        """Delay every packet on the path of each uplink by `ms` milliseconds in EACH direction
+        (so the path's RTT grows by 2*ms): an nfq_delay process in the ISP's namespace holds
+        what enters the ISP from the router (cpe) and from the server (s1/s2), FIFO (no
+        reordering). The queue rules have no --queue-bypass: if the delayer dies, the path
+        goes dead, loudly. Undone by undelay() and at teardown."""
+        binary = nfq_delay_bin()
+        if not os.access(binary, os.X_OK):
+            raise BedError("nfq_delay not found at %s (cargo build --release --examples, or set "
+                           "MPCONV_NFQ_DELAY)" % binary)
+        for up in uplinks:
+            if up in self._delays:
+                self.undelay((up,))
+            isp, q = self.ISP_OF[up], self.DELAY_QUEUE[up]
+            n = self._next_id()
+            proc = Proc(self, isp, [binary, str(q), str(ms)],
+                        stderr_path=os.path.join(self.tmp, "delay%d-%s.err" % (n, up)))
+            proc.wait_line("READY", timeout=10)
+            rules = []
+            for ipt in ("iptables", "ip6tables"):
+                for dev in ("cpe", self.ISP_SRV_DEV[up]):
+                    rule = ["PREROUTING", "-i", dev, "-j", "NFQUEUE", "--queue-num", str(q)]
+                    self.exec(isp, [ipt, "-w", "-t", "mangle", "-A"] + rule)
+                    rules.append((ipt, rule))
+            self._delays[up] = (proc, rules)
+
+    def undelay(self, uplinks=("up1", "up2")):
+        """Remove the delay rules of the uplinks, then stop their delayers (which accept
+        whatever they still hold). Returns {uplink: the delayer's final statistics line}."""
+        out = {}
+        for up in uplinks:
+            ent = self._delays.pop(up, None)
+            if ent is None:
+                continue
+            proc, rules = ent
+            isp = self.ISP_OF[up]
+            for ipt, rule in rules:
+                self.exec(isp, [ipt, "-w", "-t", "mangle", "-D"] + rule, check=False)
+            proc.stop(signal.SIGTERM, timeout=5)
+            try:
+                out[up] = proc.p.stdout.read().decode(errors="replace").strip().splitlines()[-1]
+            except Exception:
+                out[up] = ""
+        return out
+
+    def queue_drops(self, uplinks=("up1", "up2")):
+        """{uplink: (queue_dropped, user_dropped)} of the delayers' queues, from
+        /proc/net/netfilter/nfnetlink_queue in the ISP namespaces (0s if not delayed)."""
+        out = {}
+        for up in uplinks:
+            out[up] = (0, 0)
+            p = self.exec(self.ISP_OF[up], ["cat", "/proc/net/netfilter/nfnetlink_queue"], check=False)
+            for line in p.stdout.splitlines():
+                f = line.split()
+                # queue portid waiting copy_mode copy_range queue_dropped user_dropped id 1
+                if len(f) >= 7 and f[0] == str(self.DELAY_QUEUE[up]):
+                    out[up] = (int(f[5]), int(f[6]))
+        return out
+
+    def link(self, uplink, up):
+        """Cut (up=False) or restore the uplink's line at the ISP end: `ip link set cpe down`
+        in the ISP's namespace, so the router's interface sees NO-CARRIER."""
+        self.exec(self.ISP_OF[uplink], ["ip", "link", "set", "cpe", "up" if up else "down"])
+
+    def blackhole(self, uplink):
+        """Silently drop everything on the uplink's path inside the ISP (both directions, raw
+        PREROUTING, before the delayer); the link stays up and ARP/ND still work."""
+        if uplink in self._blackholes:
+            return
+        isp, rules = self.ISP_OF[uplink], []
+        for ipt in ("iptables", "ip6tables"):
+            for dev in ("cpe", self.ISP_SRV_DEV[uplink]):
+                rule = ["PREROUTING", "-i", dev, "-j", "DROP"]
+                self.exec(isp, [ipt, "-w", "-t", "raw", "-I"] + rule)
+                rules.append((ipt, rule))
+        self._blackholes[uplink] = rules
+
+    def restore_path(self, uplink):
+        """Undo blackhole()."""
+        for ipt, rule in self._blackholes.pop(uplink, []):
+            self.exec(self.ISP_OF[uplink], [ipt, "-w", "-t", "raw", "-D"] + rule, check=False)
+
     def set_offloads(self, role, dev, on):
         """GSO/GRO/TSO on or off (ethtool) for one device."""
         v = "on" if on else "off"
@@ -614,15 +753,25 @@ class Bed:
         return PeerServer(self, proto=proto, **kw)
 
     def client(self, mode="get", size=1 << 20, family=4, conns=1, parallel=1, mptcp=False,
-               timeout=30, server=None, port=PORT, run_timeout=None, background=False, role="cli"):
+               timeout=30, server=None, port=PORT, run_timeout=None, background=False, role="cli",
+               timeline=False, gap_after=None):
         """Run peers.py client in `role` (default cli). Returns the parsed JSON result (or a Proc if background).
-        mode: get | put | mix."""
+        mode: get | put | mix.
+        timeline: each GET result gets `timeline` [[time.monotonic(), bytes received], ...] (one
+        sample per recv; the first is the request) and `max_gap` {secs, start, end}, the longest
+        interval without new bytes; with `gap_after` (a time.monotonic() value, or "+S" for S s
+        after the request) also `gap_after` {at, secs, start, end} over the intervals that end
+        after that moment (see gap_after() here to compute it from the samples afterwards)."""
         server = server or (SRV4 if family == 4 else SRV6)
         argv = [PYTHON, PEERS, "client", "--server", server, "--port", str(port), "--mode", mode,
                 "--size", str(size), "--conns", str(conns), "--parallel", str(parallel),
                 "--timeout", str(timeout)]
         if mptcp:
             argv.append("--mptcp")
+        if timeline:
+            argv.append("--timeline")
+        if gap_after is not None:
+            argv += ["--gap-after", str(gap_after)]
         if background:
             n = self._next_id()
             return Proc(self, role, argv, stdout_path=os.path.join(self.tmp, "client%d.json" % n),

@@ -17,7 +17,11 @@ once listening, and appends one JSON line per finished connection to --report wi
 MPTCP_INFO view of the accepted socket (converted or not, subflow counts).
 
 client: plain TCP by default (``--mptcp`` for a kernel MPTCP client), runs --conns
-connections (--parallel at once), prints one JSON object on stdout.
+connections (--parallel at once), prints one JSON object on stdout. With ``--timeline`` a GET
+also records ``[time.monotonic(), bytes received so far]`` at every recv (CLOCK_MONOTONIC is
+the same in every namespace, so a test can relate it to the moment it cut a link) and reports
+the longest interval without new bytes (``max_gap``; ``gap_after`` for the intervals that end
+after ``--gap-after``).
 """
 import argparse
 import hashlib
@@ -248,11 +252,30 @@ class Server:
 
 # ----------------------------------------------------------------------------- client
 
-def one_transfer(server, port, mode, size, use_mptcp, timeout, idx=0):
+def longest_gap(samples, after=None):
+    """Longest interval between consecutive samples with new bytes, among the intervals that
+    end after `after` (all when None). samples: [(time, cumulative bytes)]."""
+    best = {"secs": 0.0, "start": None, "end": None}
+    prev = None
+    for ts, nb in samples:
+        if prev is None:
+            prev = (ts, nb)
+            continue
+        if nb <= prev[1]:
+            continue
+        if (after is None or ts > after) and ts - prev[0] > best["secs"]:
+            best = {"secs": round(ts - prev[0], 6), "start": prev[0], "end": ts}
+        prev = (ts, nb)
+    return best
+
+
+def one_transfer(server, port, mode, size, use_mptcp, timeout, idx=0, timeline=False,
+                 gap_after=None):
     fam = socket.AF_INET6 if ":" in server else socket.AF_INET
     proto = IPPROTO_MPTCP if use_mptcp else socket.IPPROTO_TCP
     r = {"idx": idx, "mode": mode, "size": size, "server": server, "ok": False}
     t0 = time.monotonic()
+    samples = None
     s = socket.socket(fam, socket.SOCK_STREAM, proto)
     try:
         s.settimeout(timeout)
@@ -263,10 +286,13 @@ def one_transfer(server, port, mode, size, use_mptcp, timeout, idx=0):
             h = hashlib.sha256()
             off = 0
             mismatch = None
+            samples = [(round(time.monotonic(), 6), 0)] if timeline else None
             while True:
                 d = s.recv(CHUNK)
                 if not d:
                     break
+                if samples is not None:
+                    samples.append((round(time.monotonic(), 6), off + len(d)))
                 if mismatch is None:
                     good = min(len(d), max(0, size - off))
                     exp = pattern_slice(off, good)
@@ -279,6 +305,13 @@ def one_transfer(server, port, mode, size, use_mptcp, timeout, idx=0):
                 off += len(d)
             r["received"] = off
             r["sha256"] = h.hexdigest()
+            if samples is not None:
+                r["timeline"] = samples
+                r["max_gap"] = longest_gap(samples)
+                if gap_after is not None:
+                    at = (samples[0][0] + float(gap_after[1:])) if str(gap_after).startswith("+") \
+                        else float(gap_after)
+                    r["gap_after"] = dict(longest_gap(samples, at), at=at)
             if mismatch is not None:
                 r["first_mismatch"] = mismatch
             r["ok"] = (off == size and mismatch is None)
@@ -316,6 +349,9 @@ def one_transfer(server, port, mode, size, use_mptcp, timeout, idx=0):
     except Exception as e:
         r["error"] = "%s: %s" % (type(e).__name__, e)
     finally:
+        if samples is not None and "timeline" not in r:   # failed mid-transfer
+            r["timeline"] = samples
+            r["max_gap"] = longest_gap(samples)
         r["secs"] = round(time.monotonic() - t0, 3)
         if r["secs"] > 0 and r.get("received", r.get("sent")):
             r["mbit_s"] = round(8 * r.get("received", r.get("sent", 0)) / r["secs"] / 1e6, 2)
@@ -336,7 +372,7 @@ def run_client(args):
     def worker(i):
         with sem:
             results[i] = one_transfer(args.server, args.port, modes[i], args.size,
-                                      args.mptcp, args.timeout, i)
+                                      args.mptcp, args.timeout, i, args.timeline, args.gap_after)
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(args.conns)]
     t0 = time.monotonic()
@@ -375,6 +411,13 @@ def main(argv=None):
     c.add_argument("--parallel", type=int, default=1)
     c.add_argument("--timeout", type=float, default=30.0, help="per-socket timeout")
     c.add_argument("--mptcp", action="store_true", help="use a kernel MPTCP client socket")
+    c.add_argument("--timeline", action="store_true",
+                   help="GET: record [time.monotonic(), bytes received] at every recv "
+                        "(result keys timeline, max_gap)")
+    c.add_argument("--gap-after", default=None,
+                   help="with --timeline: also report the longest interval without new bytes "
+                        "that ends after this moment (time.monotonic() value, or +S: S s after "
+                        "the request) as gap_after")
     args = ap.parse_args(argv)
     if args.cmd == "server":
         if not args.bind:
