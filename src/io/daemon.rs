@@ -544,7 +544,9 @@ impl Watch {
             let slice = pfds.get(k..k + n).unwrap_or(&[]);
             k += n;
             let health = &mut w.health;
+            let name = &w.name;
             w.prober.service(slice, |o| {
+                log::trace!("uplink {name}: probe {o:?} at {now}");
                 let t = match o {
                     probe::Outcome::Answered(id) => health.probe_answered(now, id),
                     probe::Outcome::Failed(id) => health.probe_failed(now, id),
@@ -560,6 +562,9 @@ impl Watch {
             }
             let w = &mut self.uplinks[i];
             let t = w.health.handle_timeout(now);
+            if let Some(t) = &t {
+                log::trace!("uplink {}: probes timed out: {t:?}", w.name);
+            }
             let health = &w.health;
             w.prober.retain(|id| health.is_outstanding(id));
             self.apply(engine, now, i, t);
@@ -569,7 +574,7 @@ impl Watch {
                 w.next_id = w.next_id.wrapping_add(1);
                 let mut t = w.health.probe_sent(now, id);
                 match w.prober.send(id) {
-                    Ok(_) => {}
+                    Ok(_) => log::trace!("uplink {}: probe {id} sent at {now}", w.name),
                     Err((target, e)) => {
                         log::debug!(
                             "uplink {}: probe to {} not sent: {e}",
