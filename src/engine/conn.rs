@@ -24,6 +24,8 @@ const RECV_INITIAL: usize = 16;
 pub const SEG: u32 = 1400;
 /// Initial in-flight allowance of a subflow (RFC 6928's ten segments).
 pub const INITIAL_CWND: u32 = 10 * SEG;
+/// Shortest interval of a delivery-rate sample (longer when the RTT is).
+pub const RATE_INTERVAL: Micros = 20_000;
 /// Server mappings remembered per subflow.
 pub const MAP_ENTRIES: usize = 8;
 
@@ -363,6 +365,11 @@ pub struct Subflow {
     pub cwnd: u32,
     pub ssthresh: u32,
     pub recover: Option<u32>,
+    /// Delivery rate of our bytes on this subflow (bytes/s; 0 = not measured yet): bytes
+    /// acknowledged per sampling interval, the highest recent sample (decaying).
+    pub rate: u64,
+    pub dlv_bytes: u32,
+    pub dlv_start: Micros,
     /// Retransmission timer for the join handshake, and tries so far.
     pub timer: Option<Micros>,
     pub tries: u8,
@@ -403,6 +410,19 @@ impl Subflow {
                 )
             };
         }
+        if acked > 0 {
+            if self.dlv_start == 0 {
+                self.dlv_start = now;
+            }
+            self.dlv_bytes = self.dlv_bytes.saturating_add(acked);
+            let dt = now.saturating_sub(self.dlv_start);
+            if dt >= RATE_INTERVAL.max(self.min_rtt) {
+                let sample = self.dlv_bytes as u64 * 1_000_000 / dt;
+                self.rate = sample.max(self.rate - self.rate / 4);
+                self.dlv_bytes = 0;
+                self.dlv_start = now;
+            }
+        }
         if let Some((end, t)) = self.rtt_probe {
             if !seq_lt(self.snd_una, end) {
                 let sample = now.saturating_sub(t).max(1);
@@ -419,6 +439,14 @@ impl Subflow {
             }
         }
         acked > 0
+    }
+
+    /// Our bytes on their way: sent, neither acknowledged nor reported held (SACK).
+    pub fn outstanding(&self) -> u32 {
+        let sacked: u32 = self.sacked().iter().map(|&(l, r)| r.wrapping_sub(l)).sum();
+        self.snd_nxt
+            .wrapping_sub(self.snd_una)
+            .saturating_sub(sacked)
     }
 
     /// A backup subflow, by the server's choice or ours.
@@ -459,6 +487,9 @@ impl Subflow {
             cwnd: INITIAL_CWND,
             ssthresh: u32::MAX,
             recover: None,
+            rate: 0,
+            dlv_bytes: 0,
+            dlv_start: 0,
             nonce: 0,
             rnonce: 0,
             timer: None,
@@ -575,6 +606,52 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection from `client` to `server` whose subflows go to `remote`, in SYN-SENT,
+    /// with nothing negotiated yet and no subflows.
+    pub fn new(client: SocketAddr, server: SocketAddr, remote: SocketAddr, now: Micros) -> Conn {
+        Conn {
+            client,
+            server,
+            remote,
+            convert: None,
+            send: Some(Box::default()),
+            weighted: false,
+            c_shift: 0,
+            c_dshift: 0,
+            s_shift: 0,
+            state: ConnState::SynSent,
+            last_seen: now,
+            c_isn: 0,
+            s_isn: 0,
+            c_mss: 536,
+            c_wscale: None,
+            c_sack: false,
+            c_ts: false,
+            ts: false,
+            sack: false,
+            s_wscale: 0,
+            c_ts_recent: 0,
+            c_tsecr: 0,
+            ts_to_client: 0,
+            local_key: 0,
+            remote_key: 0,
+            remote_token: 0,
+            local_idsn: 0,
+            remote_idsn: 0,
+            csum: false,
+            confirmed: false,
+            data_acked: 0,
+            data_ack_sent: 0,
+            c_ack: 0,
+            c_win: 0,
+            s_data_fin: None,
+            c_fin: None,
+            c_fin_acked: false,
+            linger: None,
+            subs: Default::default(),
+        }
+    }
+
     pub fn subs(&self) -> impl Iterator<Item = &Subflow> {
         self.subs.iter().flatten()
     }

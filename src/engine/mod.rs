@@ -585,47 +585,23 @@ impl Engine {
         }
         let c_shift = convert.as_ref().map_or(0, |c| c.req_len as u32);
         let weighted = self.cfg.explicit.as_ref().is_some_and(|x| x.weighted);
-        let c = Conn {
-            client,
-            server,
-            remote,
-            convert,
-            send: Some(Box::default()),
-            weighted,
-            c_shift,
-            c_dshift: c_shift,
-            s_shift: 0,
-            state: ConnState::SynSent,
-            last_seen: now,
-            c_isn: p.seq,
-            s_isn: 0,
-            c_mss: opts.mss.unwrap_or(536),
-            c_wscale: opts.wscale,
-            c_sack: opts.sack_perm,
-            c_ts: opts.ts.is_some(),
-            ts: false,
-            sack: false,
-            s_wscale: 0,
-            c_ts_recent: opts.ts.map(|t| t.0).unwrap_or(0),
-            c_tsecr: 0,
-            ts_to_client: 0,
-            local_key,
-            remote_key: 0,
-            remote_token: 0,
-            local_idsn,
-            remote_idsn: 0,
-            csum: self.cfg.checksum,
-            confirmed: false,
-            data_acked: local_idsn.wrapping_add(1),
-            data_ack_sent: 0,
-            c_ack: 0,
-            c_win: p.window,
-            s_data_fin: None,
-            c_fin: None,
-            c_fin_acked: false,
-            linger: None,
-            subs,
-        };
+        let mut c = Conn::new(client, server, remote, now);
+        c.convert = convert;
+        c.weighted = weighted;
+        c.c_shift = c_shift;
+        c.c_dshift = c_shift;
+        c.c_isn = p.seq;
+        c.c_mss = opts.mss.unwrap_or(536);
+        c.c_wscale = opts.wscale;
+        c.c_sack = opts.sack_perm;
+        c.c_ts = opts.ts.is_some();
+        c.c_ts_recent = opts.ts.map(|t| t.0).unwrap_or(0);
+        c.local_key = local_key;
+        c.local_idsn = local_idsn;
+        c.csum = self.cfg.checksum;
+        c.data_acked = local_idsn.wrapping_add(1);
+        c.c_win = p.window;
+        c.subs = subs;
         let Some(slot) = self.table.insert(c) else {
             self.table.unbind_sub((u0, port));
             return Verdict::Accept;

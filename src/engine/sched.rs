@@ -2,13 +2,13 @@
 //! host's bytes to (subflow, subflow sequence number), so that a retransmission keeps its
 //! subflow and mapping. New data goes on the single active subflow (the paper's sender; a
 //! subflow the server made a backup with MP_PRIO is left), or, with `scheduler weighted`
-//! (explicit mode), on the subflow that delivers it soonest: a fast uplink's queue grows until
-//! its delay matches the slower one's, so both stay busy and their rates add up.
+//! (explicit mode), on the subflow that delivers it soonest given what is queued there and its
+//! measured delivery rate: both uplinks stay busy, their rates add up, and the bytes arrive
+//! nearly in order.
 
 use std::collections::VecDeque;
 
 use super::conn::{Conn, SubState, SEG};
-use super::Micros;
 use crate::wire::seq::{seq_gt, seq_lt};
 
 /// SEND table entries kept per connection (older ones are acknowledged at the data level).
@@ -216,58 +216,39 @@ pub fn active(conn: &Conn) -> u8 {
     fallback.unwrap_or(0)
 }
 
-/// Queueing delay a subflow may build before new data prefers another one.
-const QUEUE_TARGET: Micros = 2_000;
-
-/// The subflow that should carry `len` new bytes now. Among the established subflows, the
-/// first group that is not empty wins:
-/// 1. room in the in-flight allowance and little queueing (RTT within [`QUEUE_TARGET`] or a
-///    quarter of its lowest RTT): the lowest expected delay wins — the fastest path is used
-///    until its queue grows, then the others take the rest, so their rates add up;
-/// 2. room in the allowance: the lowest expected delay;
-/// 3. the least full.
-///
-/// A nearly idle subflow's RTT samples carry the server's delayed ACK, so its lowest RTT
-/// stands for its delay. Backup subflows only when no other is established.
+/// The subflow that should carry `len` new bytes now: the one that delivers them soonest
+/// (earliest completion first). On subflow i they arrive after what is already on its way
+/// there has drained at its delivery rate, plus half its lowest RTT:
+/// `(outstanding_i + len) / rate_i + min_rtt_i / 2`. The fast path is used until its queue
+/// holds as much time as the slower path's, then both share so that their queues stay equal
+/// in time: their rates add up, and bytes sent together arrive together (little reordering,
+/// which the LAN host would take for losses). A subflow without a rate sample yet counts
+/// its in-flight allowance per RTT. Backup subflows only when no other is established.
 pub fn choose(conn: &Conn, len: u32) -> u8 {
     if !conn.weighted {
         return active(conn);
     }
     for backup in [false, true] {
-        let mut best: [Option<(Micros, u32, u8)>; 3] = [None; 3];
+        let mut best: Option<(u64, u8)> = None;
         for (i, s) in conn.subs.iter().enumerate() {
             let Some(s) = s else { continue };
             if s.state != SubState::Established || s.is_backup() != backup {
                 continue;
             }
-            let inflight = s.snd_nxt.wrapping_sub(s.snd_una);
-            let delay = if inflight < 2 * SEG {
-                s.min_rtt
+            let rtt = if s.min_rtt == 0 { 10_000 } else { s.min_rtt };
+            let rate = if s.rate > 0 {
+                s.rate
             } else {
-                s.srtt
+                (s.cwnd.max(SEG) as u64 * 1_000_000 / s.srtt.max(rtt).max(1)).max(1)
             };
-            let room = inflight.saturating_add(len) <= s.cwnd;
-            let calm = s.min_rtt == 0 || delay <= s.min_rtt + QUEUE_TARGET.max(s.min_rtt / 4);
-            let group = match (room, calm) {
-                (true, true) => 0,
-                (true, false) => 1,
-                _ => 2,
-            };
-            let key = if group == 2 {
-                (
-                    0,
-                    (inflight as u64 * 1024 / s.cwnd.max(1) as u64) as u32,
-                    i as u8,
-                )
-            } else {
-                (delay, inflight, i as u8)
-            };
-            if best[group].is_none_or(|b| (key.0, key.1) < (b.0, b.1)) {
-                best[group] = Some(key);
+            let bytes = s.outstanding() as u64 + len as u64;
+            let t = bytes * 1_000_000 / rate.max(1) + rtt / 2;
+            if best.is_none_or(|(bt, _)| t < bt) {
+                best = Some((t, i as u8));
             }
         }
-        if let Some(b) = best.iter().flatten().next() {
-            return b.2;
+        if let Some((_, i)) = best {
+            return i;
         }
     }
     0
@@ -276,6 +257,63 @@ pub fn choose(conn: &Conn, len: u32) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::conn::Subflow;
+
+    fn sub(rate: u64, min_rtt: u64, outstanding: u32) -> Subflow {
+        let mut s = Subflow::new(0, 1, 1000);
+        s.state = SubState::Established;
+        s.rate = rate;
+        s.min_rtt = min_rtt;
+        s.snd_nxt = s.snd_una.wrapping_add(outstanding);
+        s
+    }
+
+    #[test]
+    fn earliest_completion_first() {
+        // 20 and 10 Mbit/s (2.5 and 1.25 MB/s), 1 ms RTT each.
+        let conn = |a: u32, b: u32| {
+            let a0: std::net::SocketAddr = "10.0.0.1:1".parse().unwrap();
+            let mut c = Conn::new(a0, a0, a0, 0);
+            c.weighted = true;
+            c.subs[0] = Some(sub(2_500_000, 1000, a));
+            c.subs[1] = Some(sub(1_250_000, 1000, b));
+            c
+        };
+        // Empty queues: the fast path.
+        assert_eq!(choose(&conn(0, 0), 1400), 0);
+        // The fast path holds 10 ms of data (25 KB), the slow one 4 ms (5 KB): the slow one.
+        assert_eq!(choose(&conn(25_000, 5_000), 1400), 1);
+        // Equal in time (20 KB vs 10 KB = 8 ms each): the fast one, by a hair (len/rate).
+        assert_eq!(choose(&conn(20_000, 10_000), 1400), 0);
+        // A backup subflow only when nothing else is established.
+        let mut c = conn(1_000_000, 0);
+        c.subs[1].as_mut().unwrap().local_backup = true;
+        assert_eq!(choose(&c, 1400), 0);
+        c.subs[0].as_mut().unwrap().state = SubState::Closed;
+        assert_eq!(choose(&c, 1400), 1);
+    }
+
+    #[test]
+    fn delivery_rate_sampled_and_decays() {
+        let mut s = sub(0, 0, 0);
+        s.snd_nxt = s.snd_una.wrapping_add(1_000_000);
+        let una = s.snd_una;
+        // 25 KB acked per 10 ms = 2.5 MB/s.
+        for k in 1..=10u32 {
+            s.on_ack(una.wrapping_add(k * 25_000), 10_000 * k as u64, &[]);
+        }
+        assert!((2_400_000..=2_600_000).contains(&s.rate), "{}", s.rate);
+        // The path slows to a tenth: the estimate follows within a few samples.
+        let una = s.snd_una;
+        for k in 1..=40u32 {
+            s.on_ack(
+                una.wrapping_add(k * 2_500),
+                100_000 + 10_000 * k as u64,
+                &[],
+            );
+        }
+        assert!(s.rate < 400_000, "{}", s.rate);
+    }
 
     #[test]
     fn record_merge_lookup_trim() {

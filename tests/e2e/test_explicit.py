@@ -326,51 +326,44 @@ def _shaped(bed, mode, size):
         bed.unshape()
 
 
-# What the two links can carry as payload: every 1514-byte frame of the concentrator's data
-# carries 1420 bytes (Ethernet 14, IP 20, TCP 20, timestamps 12, DSS 28), and tbf counts frames.
-PAYLOAD_SHARE = 1420 / 1514
+def _best_of(bed, mode, size, runs, check):
+    """Up to `runs` byte-exact shaped transfers until one reaches 90 % of the summed rate
+    (the machine is shared by client, router, ISPs, concentrator and the Python peers, and a
+    run now and then loses a few percent to it); every run must pass `check`."""
+    want = 0.9 * AGG
+    seen = []
+    for _ in range(runs):
+        g, b1, b2, msg = _shaped(bed, mode, size)
+        print(msg)
+        check(size, b1, b2, msg)
+        seen.append((g, msg))
+        if g >= want:
+            break
+    best = max(seen)
+    assert best[0] >= want, "%s goodput below %.1f Mbit/s (90 %% of %.0f) in %d runs: %s" % (
+        mode, want, AGG, len(seen), "; ".join(m for _, m in seen))
+
+
+def _uses_up2(size, b1, b2, msg):
+    assert b2 >= 0.2 * size, "up2 carried less than 20 %% of the bytes: " + msg
+
+
+@pytest.mark.e2e_timeout(240)
+def test_download_aggregation(bed, conc, dst_server):
+    """The concentrator's kernel MPTCP scheduler spreads a download over both subflows, and the
+    goodput reaches 90 % of the summed rate (27 of 30 Mbit/s). That is 96 % of what the links
+    can carry as payload (every 1514-byte frame of the concentrator's data carries 1420 bytes:
+    Ethernet 14, IP 20, TCP 20, timestamps 12, DSS), so a bulk transfer of 48 MiB (~15 s)
+    makes slow start and the close weigh little."""
+    _best_of(bed, "get", 2 * AGG_SIZE, 5, _uses_up2)
 
 
 @pytest.mark.e2e_timeout(180)
-def test_download_aggregation(bed, conc, dst_server):
-    """The concentrator's kernel MPTCP scheduler spreads a download over both subflows, and the
-    goodput reaches 90 % of what the two links can carry as payload (0.9 × 30 Mbit/s × 1420 /
-    1514 = 25.3 Mbit/s; 90 % of the raw 30 Mbit/s, the issue's figure, is 96 % of that and was
-    met only in quiet runs: 27.9 at best). A bulk transfer of 48 MiB (~15 s), so that slow
-    start and the close weigh little; the machine is shared by client, router, ISPs,
-    concentrator and the Python peers, so the best of up to three byte-exact runs counts."""
-    size = 2 * AGG_SIZE
-    want = 0.9 * AGG * PAYLOAD_SHARE
-    runs = []
-    for _ in range(3):
-        down, d1, d2, dmsg = _shaped(bed, "get", size)
-        print(dmsg)
-        assert d2 >= 0.2 * size, "download did not use up2: " + dmsg
-        runs.append((down, dmsg))
-        if down >= want:
-            break
-    best = max(runs)
-    assert best[0] >= want, "download goodput below %.1f Mbit/s in %d runs: %s" % (
-        want, len(runs), "; ".join(m for _, m in runs))
-
-
-@pytest.mark.e2e_timeout(120)
-def test_upload_uses_both_uplinks(bed, conc, dst_server):
-    """The router's 'weighted' scheduler (the default in explicit mode) sends the client's
-    data over both uplinks (byte-exact: _shaped_transfer checks the transfer)."""
-    up, u1, u2, umsg = _shaped(bed, "put", AGG_SIZE)
-    print(umsg)
-    assert u2 >= 0.2 * AGG_SIZE, "upload did not use up2: " + umsg
-
-
-@pytest.mark.xfail(strict=True, reason="upload aggregation reaches 70-85 % of the summed rate "
-                   "(21-26 Mbit/s), not 90 %: the LAN host's own congestion control sees the two "
-                   "paths' reordering and losses (issue 3 note); strict, so it fails once fixed")
-@pytest.mark.e2e_timeout(120)
-def test_upload_aggregation_target(bed, conc, dst_server):
-    up, u1, u2, umsg = _shaped(bed, "put", AGG_SIZE)
-    print(umsg)
-    assert up >= 0.9 * AGG, "upload goodput below 90%% of %.0f Mbit/s: %s" % (AGG, umsg)
+def test_upload_aggregation(bed, conc, dst_server):
+    """The router's 'weighted' scheduler (the default in explicit mode) spreads the client's
+    data over both uplinks, earliest completion first, and the upload reaches 90 % of the
+    summed rate (byte-exact: the concentrator's relay answers with the SHA-256 of the data)."""
+    _best_of(bed, "put", 2 * AGG_SIZE, 3, _uses_up2)
 
 
 @pytest.mark.e2e_timeout(90)
