@@ -461,14 +461,12 @@ fn data_to_client(
     sack: bool,
 ) {
     let ack = conn.cseq_of_dsn(conn.data_acked);
-    if data.is_empty() && !fin {
-        if conn.c_fin.is_some_and(|f| ack == f.wrapping_add(1)) {
-            // The peer acknowledged the host's FIN (often on every subflow): tell it once.
-            if conn.c_fin_acked {
-                return;
-            }
-            conn.c_fin_acked = true;
+    if data.is_empty() && !fin && conn.c_fin.is_some_and(|f| ack == f.wrapping_add(1)) {
+        // The peer acknowledged the host's FIN (often on every subflow): tell it once.
+        if conn.c_fin_acked {
+            return;
         }
+        conn.c_fin_acked = true;
     }
     let Some(sub) = conn.sub(si) else { return };
     let seq = if data.is_empty() && !fin {
