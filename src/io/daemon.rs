@@ -349,6 +349,9 @@ struct Watched {
     health: Health,
     prober: Prober,
     next_id: u16,
+    /// The `ip route replace` commands of the uplink's own table: run again when the link or
+    /// address comes back (an admin-down device or a removed address takes its routes along).
+    routes: Vec<super::cmd::Argv>,
 }
 
 impl Watched {
@@ -381,16 +384,24 @@ impl Watched {
                 health,
                 prober,
                 next_id: (now as u16) ^ 0x5a5a,
+                routes: Vec::new(),
             },
             warnings,
         )
     }
 
+    /// Whether `a` is the address the uplink's health follows: its IPv4 address, or its IPv6
+    /// address when it has no IPv4 one. (On a dual-stack uplink an IPv6 address that comes and
+    /// goes, as with SLAAC renumbering, is logged but does not take the uplink down.)
     fn is_mine(&self, a: std::net::IpAddr) -> bool {
         match a {
             std::net::IpAddr::V4(a) => self.addr4 == Some(a),
-            std::net::IpAddr::V6(a) => self.addr6 == Some(a),
+            std::net::IpAddr::V6(a) => self.addr4.is_none() && self.addr6 == Some(a),
         }
+    }
+
+    fn is_other(&self, a: std::net::IpAddr) -> bool {
+        matches!(a, std::net::IpAddr::V6(a) if self.addr4.is_some() && self.addr6 == Some(a))
     }
 
     fn addr_text(&self) -> String {
@@ -409,10 +420,13 @@ impl Watched {
         let (lost, n) = h.loss_counts();
         match t.reason {
             Reason::LinkDown => format!("link down on {}", self.device),
-            Reason::AddressGone => {
-                format!("address {} gone from {}", self.addr_text(), self.device)
-            }
-            Reason::LinkUp => format!("link up on {}", self.device),
+            Reason::AddressGone => format!(
+                "address {} gone from {}",
+                self.addr4
+                    .map_or_else(|| self.addr_text(), |a| a.to_string()),
+                self.device
+            ),
+            Reason::LinkUp => format!("link up on {} with {}", self.device, self.addr_text()),
             Reason::ProbesUnanswered(k) => {
                 format!("{k} probes to {} unanswered", self.prober.targets_text())
             }
@@ -435,6 +449,23 @@ impl Watched {
                 "{lost} of the last {n} probes lost, rtt {:.1} ms",
                 ms(h.srtt())
             ),
+        }
+    }
+
+    fn link_ok(&self) -> bool {
+        self.health.link_up() && self.health.addr_present()
+    }
+
+    /// When link and address just came back (`was` = before the event), put the uplink's
+    /// routes back (idempotent `ip route replace`; failures are logged).
+    fn restore_routes(&self, was: bool) {
+        if was || !self.link_ok() {
+            return;
+        }
+        for r in &self.routes {
+            if let Err(e) = super::cmd::run_logged(r, None) {
+                log::debug!("uplink {}: {e}", self.name);
+            }
         }
     }
 
@@ -497,7 +528,9 @@ impl Watch {
                 for (i, w) in ups.iter_mut().enumerate() {
                     if w.ifindex == ifindex {
                         log::debug!("uplink {}: link {}", w.name, if up { "up" } else { "down" });
+                        let was = w.link_ok();
                         changes.push((i, w.health.link(now, up)));
+                        w.restore_routes(was);
                     }
                 }
             }
@@ -507,13 +540,22 @@ impl Watch {
                 present,
             } => {
                 for (i, w) in ups.iter_mut().enumerate() {
+                    if w.ifindex == ifindex && w.is_other(addr) {
+                        log::info!(
+                            "uplink {}: IPv6 address {addr} {} (the state follows its IPv4 address)",
+                            w.name,
+                            if present { "back" } else { "gone" }
+                        );
+                    }
                     if w.ifindex == ifindex && w.is_mine(addr) {
                         log::debug!(
                             "uplink {}: address {addr} {}",
                             w.name,
                             if present { "added" } else { "removed" }
                         );
+                        let was = w.link_ok();
                         changes.push((i, w.health.address(now, present)));
+                        w.restore_routes(was);
                     }
                 }
             }
@@ -523,7 +565,10 @@ impl Watch {
             for (i, w) in self.uplinks.iter_mut().enumerate() {
                 let up = netlink::link_up_now(&w.device);
                 changes.push((i, w.health.link(now, up)));
-                let present = addresses_present(&w.device, w.addr4, w.addr6);
+                let present = match (w.addr4, w.addr6) {
+                    (Some(a), _) => addresses_present(&w.device, Some(a), None),
+                    (None, b) => addresses_present(&w.device, None, b),
+                };
                 changes.push((i, w.health.address(now, present)));
             }
         }
@@ -669,6 +714,20 @@ pub fn run(cfg: Config, health: Vec<UplinkHealth>, verbose: bool) -> Result<(), 
         }
         engine.set_uplink_state(start, i as u8, w.health.state());
         watched.push(w);
+    }
+    let (route_steps, _) = routes::plan(&cfg, &ups);
+    for w in watched.iter_mut() {
+        w.routes = route_steps
+            .iter()
+            .filter(|st| {
+                st.apply.get(2).is_some_and(|a| a == "route")
+                    && st
+                        .apply
+                        .windows(2)
+                        .any(|p| p[0] == "dev" && p[1] == w.device)
+            })
+            .map(|st| st.apply.clone())
+            .collect();
     }
     let mut watch = Watch {
         uplinks: watched,

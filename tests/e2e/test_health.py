@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from bed import PYTHON, SRV4
+import bed as bedmod
+from bed import PYTHON, SRV4, SRV6
 
 pytestmark = pytest.mark.e2e_timeout(150)
 
@@ -23,8 +24,7 @@ UP = 2              # probe_up
 def uplinks(probe=None, **extra):
     """The bed's two uplinks, with probes towards srv's service address if `probe` is set."""
     out = []
-    for name, opts in (("dsl", {"device": "up1", "gateway": "100.64.1.1"}),
-                       ("lte", {"device": "up2", "gateway": "100.64.2.1"})):
+    for name, opts in bedmod.Daemon.DEFAULT_UPLINKS:
         opts = dict(opts)
         if probe:
             opts.update({"probe": probe, "probe_target": SRV4, "probe_interval": INTERVAL,
@@ -81,6 +81,10 @@ def test_link_cut_is_down_at_once_and_up_after_restore(bed):
             assert u["state"] == "up", u
             assert u["backup"] is False and u["probe"] == "none", u
             assert u["probe_rtt_us"] == 0 and u["probe_loss"] == 0.0, u
+        # Keep the IPv6 addresses over the cut (Linux drops them on admin down by default),
+        # so that the later IPv6 probe tests find the bed as it was.
+        bed.sysctl("isp1", {"net.ipv6.conf.cpe.keep_addr_on_down": 1})
+        bed.sysctl("rtr", {"net.ipv6.conf.up1.keep_addr_on_down": 1})
         bed.exec("isp1", ["ip", "link", "set", "cpe", "down"])
         try:
             took = wait_state(d, "dsl", "down", within=1.0, poll=0.02)
@@ -92,21 +96,44 @@ def test_link_cut_is_down_at_once_and_up_after_restore(bed):
         assert "state up probe none" in text, text
         log = d.log_text()
         assert "uplink dsl: up -> down (link down on up1)" in log, log
-        assert "uplink dsl: down -> up (link up on up1)" in log, log
+        assert "uplink dsl: down -> up (link up on up1 with 100.64.1.2 / fd00:64:1::2)" in log, log
         assert log.count("uplink dsl: up -> down") == 1, "one line per transition:\n" + log
         assert took < 1.0
+        # The uplink's address removed, then added again: down at once, then up.
+        bed.exec("rtr", ["ip", "addr", "del", "100.64.1.2/24", "dev", "up1"])
+        try:
+            wait_state(d, "dsl", "down", within=1.0, poll=0.02)
+        finally:
+            bed.exec("rtr", ["ip", "addr", "add", "100.64.1.2/24", "dev", "up1"])
+        wait_state(d, "dsl", "up", within=3.0)
+        # Removing the address took its routes with it: the daemon put back its uplink
+        # table's (the test puts back the main table's).
+        time.sleep(0.3)
+        t = bed.exec("rtr", ["ip", "route", "show", "table", "6170"]).stdout
+        bed.exec("rtr", ["ip", "route", "replace", "default", "via", "100.64.1.1", "dev", "up1"])
+        assert "default via 100.64.1.1 dev up1" in t, t
+        log = d.log_text()
+        assert "uplink dsl: up -> down (address 100.64.1.2 gone from up1)" in log, log
+        assert states(d)["lte"]["state"] == "up"
     finally:
         d.stop()
 
 
-@pytest.mark.parametrize("kind", ["icmp", "tcp", "dns"])
-def test_blackhole_is_found_by_probes_and_only_on_its_uplink(bed, kind):
+@pytest.mark.parametrize("kind,family", [("icmp", 4), ("tcp", 4), ("dns", 4), ("icmp", 6),
+                                         ("tcp", 6)])
+def test_blackhole_is_found_by_probes_and_only_on_its_uplink(bed, kind, family):
     """tcp probes go to srv's port 443, where nothing listens: the RST proves the path as well as
     a SYN/ACK would. dns probes go to a small responder on srv's port 53."""
+    dns = None
     if kind == "dns":
         dns = bed.popen("srv", [PYTHON, "-c", DNS_RESPONDER, SRV4])
         dns.wait_line("READY", timeout=10)
-    d = bed.daemon(uplinks=uplinks(probe=kind))
+    ip = SRV4 if family == 4 else SRV6
+    target = {"icmp": ip, "tcp": "%s:443", "dns": "%s:53"}[kind]
+    if kind != "icmp":
+        target %= ip if family == 4 else "[%s]" % ip
+    iptables = "iptables" if family == 4 else "ip6tables"
+    d = bed.daemon(uplinks=uplinks(probe=kind, probe_target=target))
     drop = [["FORWARD", "-i", "cpe", "-j", "DROP"], ["FORWARD", "-o", "cpe", "-j", "DROP"]]
     try:
         # Probes answered on both uplinks (lte's leave by up2 although the main table's
@@ -121,7 +148,7 @@ def test_blackhole_is_found_by_probes_and_only_on_its_uplink(bed, kind):
         assert all(st[n]["state"] == "up" and st[n]["probe"] == kind for n in st), st
         up2_tx = bed.iface_bytes("isp2", "cpe")[0]
         for r in drop:
-            bed.exec("isp1", ["iptables", "-I"] + r)
+            bed.exec("isp1", [iptables, "-I"] + r)
         try:
             bound = DOWN * INTERVAL + TIMEOUT + 2.5
             wait_state(d, "dsl", "down", within=bound)
@@ -134,19 +161,18 @@ def test_blackhole_is_found_by_probes_and_only_on_its_uplink(bed, kind):
             assert bed.iface_bytes("isp2", "cpe")[0] > up2_tx, "no probe arrived at isp2"
         finally:
             for r in drop:
-                bed.exec("isp1", ["iptables", "-D"] + r, check=False)
+                bed.exec("isp1", [iptables, "-D"] + r, check=False)
         wait_state(d, "dsl", "up", within=UP * INTERVAL + TIMEOUT + 2.5)
         log = d.log_text()
-        target = SRV4 + {"icmp": "", "tcp": ":443", "dns": ":53"}[kind]
         # (Straight to down, or by way of degraded when the window held few probes yet.)
         assert re.search(r"uplink dsl: (up|degraded) -> down \(3 probes to %s unanswered\)"
                          % re.escape(target), log), log
         assert "uplink dsl: down -> up (2 probes to %s answered" % target in log, log
         assert "uplink lte: up -> " not in log, log
-        if kind == "dns":
-            dns.kill()
     finally:
         d.stop()
+        if dns:
+            dns.kill()
 
 
 def test_loss_makes_it_degraded(bed):
