@@ -491,23 +491,29 @@ struct Watch {
     netlink: Netlink,
 }
 
+/// Log a transition once and tell the engine.
+fn report(w: &Watched, engine: &mut Engine, now: u64, i: usize, t: Option<Transition>) {
+    let Some(t) = t else { return };
+    let msg = format!(
+        "uplink {}: {} -> {} ({})",
+        w.name,
+        t.from.name(),
+        t.to.name(),
+        w.why(&t)
+    );
+    if t.to == UplinkState::Up {
+        log::info!("{msg}");
+    } else {
+        log::warn!("{msg}");
+    }
+    engine.set_uplink_state(now, i as u8, t.to);
+}
+
 impl Watch {
     fn apply(&mut self, engine: &mut Engine, now: u64, i: usize, t: Option<Transition>) {
-        let Some(t) = t else { return };
-        let Some(w) = self.uplinks.get(i) else { return };
-        let msg = format!(
-            "uplink {}: {} -> {} ({})",
-            w.name,
-            t.from.name(),
-            t.to.name(),
-            w.why(&t)
-        );
-        if t.to == UplinkState::Up {
-            log::info!("{msg}");
-        } else {
-            log::warn!("{msg}");
+        if let Some(w) = self.uplinks.get(i) {
+            report(w, engine, now, i, t);
         }
-        engine.set_uplink_state(now, i as u8, t.to);
     }
 
     /// The earliest deadline of the trackers.
@@ -521,7 +527,6 @@ impl Watch {
     /// Read the netlink socket and feed the trackers.
     fn on_netlink(&mut self, engine: &mut Engine) {
         let now = sys::monotonic_us();
-        let mut changes: Vec<(usize, Option<Transition>)> = Vec::new();
         let ups = &mut self.uplinks;
         let res = self.netlink.read(|ev| match ev {
             netlink::Event::Link { ifindex, up } => {
@@ -529,7 +534,8 @@ impl Watch {
                     if w.ifindex == ifindex {
                         log::debug!("uplink {}: link {}", w.name, if up { "up" } else { "down" });
                         let was = w.link_ok();
-                        changes.push((i, w.health.link(now, up)));
+                        let t = w.health.link(now, up);
+                        report(w, engine, now, i, t);
                         w.restore_routes(was);
                     }
                 }
@@ -554,7 +560,8 @@ impl Watch {
                             if present { "added" } else { "removed" }
                         );
                         let was = w.link_ok();
-                        changes.push((i, w.health.address(now, present)));
+                        let t = w.health.address(now, present);
+                        report(w, engine, now, i, t);
                         w.restore_routes(was);
                     }
                 }
@@ -563,17 +570,18 @@ impl Watch {
         if res == netlink::ReadResult::Overflow {
             log::warn!("rtnetlink: events were lost (ENOBUFS); reading the uplinks' state again");
             for (i, w) in self.uplinks.iter_mut().enumerate() {
+                let was = w.link_ok();
                 let up = netlink::link_up_now(&w.device);
-                changes.push((i, w.health.link(now, up)));
+                let t = w.health.link(now, up);
+                report(w, engine, now, i, t);
                 let present = match (w.addr4, w.addr6) {
                     (Some(a), _) => addresses_present(&w.device, Some(a), None),
                     (None, b) => addresses_present(&w.device, None, b),
                 };
-                changes.push((i, w.health.address(now, present)));
+                let t = w.health.address(now, present);
+                report(w, engine, now, i, t);
+                w.restore_routes(was);
             }
-        }
-        for (i, t) in changes {
-            self.apply(engine, now, i, t);
         }
     }
 
@@ -617,7 +625,9 @@ impl Watch {
             if w.health.probe_due(now) {
                 let id = w.next_id;
                 w.next_id = w.next_id.wrapping_add(1);
-                let mut t = w.health.probe_sent(now, id);
+                let t = w.health.probe_sent(now, id);
+                report(w, engine, now, i, t);
+                let w = &mut self.uplinks[i];
                 match w.prober.send(id) {
                     Ok(_) => log::trace!("uplink {}: probe {id} sent at {now}", w.name),
                     Err((target, e)) => {
@@ -626,10 +636,10 @@ impl Watch {
                             w.name,
                             probe::target_text(w.prober.kind(), target)
                         );
-                        t = w.health.probe_failed(now, id).or(t);
+                        let t = w.health.probe_failed(now, id);
+                        report(w, engine, now, i, t);
                     }
                 }
-                self.apply(engine, now, i, t);
             }
         }
     }
