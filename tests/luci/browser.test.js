@@ -17,6 +17,7 @@ const path = require('path');
 const { execFileSync, spawnSync } = require('child_process');
 const { chromium } = require('playwright-core');
 const { createBackend, start, REPO } = require('./lib/server');
+const L = require('./lib/load-logic').loadLogic();
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -289,8 +290,16 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
     assert.equal(await row.locator('.mpconv-backup').count(), u.backup ? 1 : 0);
     assert.equal((await row.locator('.mpconv-probe-kind').textContent()).trim(), u.probe);
     const chart = row.locator('svg.mpconv-chart');
-    assert.equal(await chart.getAttribute('data-kind'), 'subflows', 'no per-uplink bytes yet: subflow graph');
-    assert.equal(await chart.getAttribute('data-points'), String(POLLS + 1));
+    // the status has per-uplink byte counters: the graph shows bytes/s (a rate: one point
+    // fewer than samples)
+    assert.equal(await chart.getAttribute('data-kind'), 'bytes');
+    assert.equal(await chart.getAttribute('data-points'), String(POLLS));
+    const bps = (series[POLLS].uplinks.find((x) => x.name === u.name).rx_bytes + series[POLLS].uplinks.find((x) => x.name === u.name).tx_bytes
+      - series[POLLS - 1].uplinks.find((x) => x.name === u.name).rx_bytes - series[POLLS - 1].uplinks.find((x) => x.name === u.name).tx_bytes) / intervals[0];
+    assert.equal((await chart.locator('text').last().textContent()).trim(), L.fmtRate(bps));
+    // health, as the daemon reported it, formatted by mpconv/logic.js
+    assert.equal((await row.locator('.mpconv-rtt').textContent()).trim(), L.fmtRtt(u.probe_rtt_us));
+    assert.equal((await row.locator('.mpconv-loss').textContent()).trim(), L.fmtLoss(u.probe_loss) + ' loss');
     assert.ok((await chart.locator('path.mpconv-line').getAttribute('d')).startsWith('M'));
   }
   const io = page.locator('#mpconv-io-chart svg');
@@ -306,7 +315,11 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
     const text = await row.textContent();
     assert.ok(text.includes(c.client) && text.includes(c.server), text);
     for (const sf of c.subflows)
-      assert.ok((await row.locator('td.mpconv-sf[data-uplink="' + sf.uplink + '"]').textContent()).includes('port ' + sf.port + ' (' + sf.state + ')'));
+      assert.ok((await row.locator('td.mpconv-sf[data-uplink="' + sf.uplink + '"]').textContent())
+        .includes('port ' + sf.port + ' (' + sf.state + (sf.backup ? ', backup)' : ')')));
+  // after the handover to lte (recorded between samples 5 and 6) the dsl subflows are backups
+  assert.ok(shown.connections.every((c) => c.subflows.every((sf) => sf.backup === (sf.uplink === 'dsl'))), 'recorded handover');
+  assert.match(await conns.nth(0).locator('td.mpconv-sf[data-uplink="dsl"]').textContent(), /, backup\)/);
   }
 
   const counters = await page.$$eval('tr.mpconv-counter', (trs) => trs.map((t) => t.getAttribute('data-counter')));
@@ -316,23 +329,20 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
   assert.match(await page.textContent('tr.mpconv-counter[data-counter="ConvConverted"]'), new RegExp(String(shown.counters.ConvConverted)));
   assert.equal(await page.locator('tr.mpconv-io').count(), Object.keys(shown.io).length);
 
-  // Health: the recorded sample 7 (probe fields added by hand, see README): dsl up, lte degraded.
+  // Health of the recorded sample 7: both uplinks up, ICMP probes answered.
   const cell = (name, cls) => page.locator('tr.mpconv-uplink[data-uplink="' + name + '"] ' + cls);
-  assert.equal(shown.uplinks[0].probe_rtt_us, 12987);
-  assert.equal((await cell('dsl', '.mpconv-rtt').textContent()).trim(), '13.0 ms');
-  assert.equal((await cell('dsl', '.mpconv-loss').textContent()).trim(), '0 % loss');
-  assert.equal((await cell('lte', '.mpconv-state').textContent()).trim(), 'degraded');
-  assert.equal((await cell('lte', '.mpconv-rtt').textContent()).trim(), '72.1 ms');
-  assert.equal((await cell('lte', '.mpconv-loss').textContent()).trim(), '30 % loss');
+  assert.deepEqual(shown.uplinks.map((u) => [u.state, u.probe]), [['up', 'icmp'], ['up', 'icmp']]);
+  assert.ok(shown.uplinks.every((u) => u.probe_rtt_us > 0), 'probes answered during the recording');
   assert.ok(await cell('dsl', '.mpconv-state').evaluate((e) => e.classList.contains('success')));
-  assert.ok(await cell('lte', '.mpconv-state').evaluate((e) => e.classList.contains('warning')));
 
-  // A made-up next sample with a third uplink: a backup that is down (every probe lost,
-  // no RTT yet), and dsl without probes.
-  const extra = JSON.parse(JSON.stringify(shown));
+  // A made-up next sample (a copy of the last one): lte degraded with some loss, dsl
+  // without probes, and a third uplink: a backup that is down (every probe lost, no RTT yet).
+  const extra = JSON.parse(JSON.stringify(series[series.length - 1]));
   extra.uplinks[0].probe = 'none';
   extra.uplinks[0].probe_rtt_us = 0;
+  Object.assign(extra.uplinks[1], { state: 'degraded', probe_rtt_us: 72140, probe_loss: 0.3 });
   extra.uplinks.push({ name: 'sat', device: 'wwan1', addr4: '100.64.3.2', addr6: null, mtu: 1500, subflows: 0,
+    rx_bytes: 0, tx_bytes: 0, rx_bps: 0, tx_bps: 0, srtt_us: 0,
     state: 'down', backup: true, probe: 'tcp', probe_rtt_us: 0, probe_loss: 1.0 });
   backend.state.series = series.slice(0, POLLS + 1).concat([extra]);
   backend.state.seriesIndex = POLLS + 1;
@@ -347,6 +357,10 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
   assert.equal((await cell('sat', '.mpconv-loss').textContent()).trim(), '100 % loss');
   assert.equal((await cell('dsl', '.mpconv-probe').textContent()).trim(), 'off');
   assert.equal(await cell('dsl', '.mpconv-rtt').count(), 0);
+  assert.equal((await cell('lte', '.mpconv-state').textContent()).trim(), 'degraded');
+  assert.ok(await cell('lte', '.mpconv-state').evaluate((e) => e.classList.contains('warning')));
+  assert.equal((await cell('lte', '.mpconv-rtt').textContent()).trim(), '72.1 ms');
+  assert.equal((await cell('lte', '.mpconv-loss').textContent()).trim(), '30 % loss');
 
   await page.screenshot({ path: path.join(SHOTS, 'status.png'), fullPage: true });
 
@@ -361,7 +375,7 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
   await page.locator('tr.mpconv-uplink[data-uplink="dsl"] .mpconv-handover').click();
   const note = page.locator('#tooltip-notifications .alert-message.danger');
   await note.waitFor();
-  assert.match(await note.textContent(), /Handover to dsl failed: mpconv: cannot reach mpconv/);
+  assert.match(await note.textContent(), /Handover to dsl failed: cannot reach mpconv at /);
   assert.deepEqual(callsOf('mpconv', 'handover').map((c) => c.args), [{ uplink: 'lte' }, { uplink: 'dsl' }]);
   backend.state.handoverMode = 'ok';
 

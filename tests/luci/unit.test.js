@@ -124,7 +124,10 @@ test('History over the recorded status samples', () => {
   const series = require('./fixtures/status-series.json');
   const h = new L.History(60);
   series.forEach((s, i) => h.push(s, i * 3000));
-  assert.equal(h.get('uplink:dsl').length, series.length);
+  // per-uplink byte counters (recorded): rates, one point fewer than samples
+  assert.equal(h.kind('uplink:dsl'), 'bytes');
+  assert.equal(h.get('uplink:dsl').length, series.length - 1);
+  assert.ok(h.get('uplink:lte').every((p) => p.v > 0), 'lte carried data during the transfer');
   const rates = h.get('io:sent').map((p) => p.v);
   assert.equal(rates.length, series.length - 1);
   assert.ok(rates.every((r) => r > 0), 'the daemon sent packets during the transfer: ' + rates);

@@ -201,7 +201,9 @@ return view.extend({
 			];
 			Object.keys(by).forEach(function(n) {
 				cols.push(E('td', { 'class': 'td mpconv-sf', 'data-title': n, 'data-uplink': n },
-					[ txt(by[n].length ? by[n].map(function(sf) { return _('port %d (%s)').format(sf.port, sf.state); }).join(', ') : '-') ]));
+					[ txt(by[n].length ? by[n].map(function(sf) {
+						return sf.backup === true ? _('port %d (%s, backup)').format(sf.port, sf.state) : _('port %d (%s)').format(sf.port, sf.state);
+					}).join(', ') : '-') ]));
 			});
 			return E('tr', { 'class': 'tr mpconv-conn' }, cols);
 		});
