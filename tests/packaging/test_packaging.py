@@ -22,6 +22,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FILES = os.path.join(ROOT, "openwrt", "mpconv", "files")
 CONFIG = os.path.join(FILES, "mpconv.config")
 RPCD = os.path.join(FILES, "mpconv.rpcd")
+HOTPLUG = os.path.join(FILES, "mpconv.hotplug")
 UCI_DEFAULTS = os.path.join(FILES, "mpconv.uci-defaults")
 DEBUG_BIN = os.environ.get("MPCONV_DEBUG_BIN", os.path.join(ROOT, "target", "debug", "mpconv"))
 
@@ -430,6 +431,171 @@ class Rpcd(unittest.TestCase):
     def test_unknown_method(self):
         v = json_object(self.plugin("call", "bogus'\"").stdout, "call bogus")
         self.assertIn("error", v)
+
+
+# Stand-ins for the hotplug script: OpenWrt's /lib/functions.sh (config_* read FAKE_*
+# variables), the init script, the daemon, `ip`, `logger` and `jsonfilter` (only the
+# expression the script uses: @.uplinks[@.name='NAME'].KEY; it prints nothing for null).
+FAKE_FUNCTIONS = r"""
+config_load() { :; }
+config_foreach() {
+	local cb="$1" list s
+	eval "list=\${FAKE_TYPE_$2-}"
+	for s in $list; do "$cb" "$s"; done
+}
+config_get() {
+	local __fake_v
+	eval "__fake_v=\${FAKE_$2_$3-}"
+	[ -n "$__fake_v" ] || __fake_v="$4"
+	eval "$1=\$__fake_v"
+}
+config_get_bool() {
+	local __fake_b
+	config_get __fake_b "$2" "$3" "$4"
+	case "$__fake_b" in 1|yes|on|true|enabled) __fake_b=1 ;; *) __fake_b=0 ;; esac
+	eval "$1=$__fake_b"
+}
+"""
+FAKE_JSONFILTER = r"""#!/usr/bin/env python3
+import json, re, sys
+a = sys.argv
+st, e = json.loads(a[a.index("-s") + 1]), a[a.index("-e") + 1]
+m = re.fullmatch(r"@\.uplinks\[@\.name='(\w+)'\]\.(\w+)", e)
+assert m, e
+for u in st["uplinks"]:
+    if u["name"] == m[1] and u.get(m[2]) is not None:
+        print(u[m[2]])
+        sys.exit(0)
+sys.exit(1)
+"""
+HOTPLUG_STATUS = {"mode": "implicit", "uplinks": [
+    {"name": "wan", "device": "eth1", "addr4": "192.0.2.10", "addr6": None},
+    {"name": "lte", "device": "wwan0", "addr4": "198.51.100.7", "addr6": "2001:db8::7"}]}
+
+
+class Hotplug(unittest.TestCase):
+    """/etc/hotplug.d/iface/95-mpconv: restart only when the daemon cannot follow."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.bin = os.path.join(self.dir, "bin")
+        os.mkdir(self.bin)
+        self.calls = os.path.join(self.dir, "calls")
+        self.write("functions.sh", FAKE_FUNCTIONS)
+        rec = 'printf "%%s %%s\\n" "%s" "$*" >> "%s"\n'
+        self.write("init", "#!/bin/sh\n" + rec % ("init", self.calls) +
+                   '[ "$1" != enabled ] || [ -z "$NOT_ENABLED" ]\n', mode=0o755)
+        self.write("bin/logger", "#!/bin/sh\n" + rec % ("logger", self.calls), mode=0o755)
+        self.write("bin/jsonfilter", FAKE_JSONFILTER, mode=0o755)
+        # ip -F -o addr show dev DEV: the file ip-F-DEV, if any
+        self.write("bin/ip", '#!/bin/sh\ncat "%s/ip$1-$6" 2>/dev/null\n' % self.dir, mode=0o755)
+        self.daemon_running(True)
+        self.addresses("eth1", "4", "192.0.2.10/24")
+        self.addresses("wwan0", "4", "198.51.100.7/32")
+        self.addresses("wwan0", "6", "2001:db8::7/64", "fe80::1/64")
+        self.env = {"FAKE_TYPE_mpconv": "main", "FAKE_main_enabled": "1",
+                    "FAKE_TYPE_uplink": "wan lte spare",
+                    "FAKE_wan_device": "eth1",
+                    "FAKE_lte_interface": "wwan", "FAKE_lte_device": "wwan0",
+                    "FAKE_spare_device": "eth9", "FAKE_spare_disabled": "1"}
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def write(self, name, text, mode=0o644):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def daemon_running(self, running):
+        body = ("cat '%s'" % self.write("status.json", json.dumps(HOTPLUG_STATUS))) if running \
+            else "echo 'mpconv: cannot reach mpconv' >&2; exit 1"
+        self.write("bin/mpconv", '#!/bin/sh\n[ "$1 $2 $3" = "status --json -c" ] || exit 9\n' + body + "\n",
+                   mode=0o755)
+
+    def addresses(self, dev, fam, *addrs):
+        self.write("ip-%s-%s" % (fam, dev), "".join(
+            "3: %s    inet%s %s scope global %s\\       valid_lft forever\n"
+            % (dev, "" if fam == "4" else "6", a, dev) for a in addrs))
+
+    def event(self, action, interface, device=None, no_jsonfilter=False, **extra):
+        env = dict(os.environ, PATH=self.bin + os.pathsep + os.environ.get("PATH", ""),
+                   ACTION=action, INTERFACE=interface, MPCONV_INIT=os.path.join(self.dir, "init"),
+                   MPCONV_FUNCTIONS=os.path.join(self.dir, "functions.sh"),
+                   MPCONV=os.path.join(self.bin, "mpconv"), MPCONV_CONF="/etc/config/mpconv")
+        env.pop("DEVICE", None)
+        if device:
+            env["DEVICE"] = device
+        env.update(self.env)
+        env.update(extra)
+        if no_jsonfilter:
+            os.unlink(os.path.join(self.bin, "jsonfilter"))
+        if os.path.exists(self.calls):
+            os.unlink(self.calls)
+        r = subprocess.run(["sh", HOTPLUG], env=env, capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        if not os.path.exists(self.calls):
+            return []
+        with open(self.calls) as f:
+            return [line for line in f.read().splitlines() if line != "init enabled"]
+
+    def restarted(self, calls):
+        return "init restart" in calls
+
+    def test_ifdown_left_to_the_daemon(self):
+        calls = self.event("ifdown", "wan", "eth1")
+        self.assertFalse(self.restarted(calls), calls)
+        self.assertRegex(calls[0], r"^logger -t mpconv uplink 'wan': ifdown of wan \(eth1\): left to the running daemon$")
+        self.daemon_running(False)
+        self.assertEqual(self.event("ifdown", "wan", "eth1"), [])
+
+    def test_ifup_same_addresses_left_to_the_daemon(self):
+        for iface, dev, name in [("wan", "eth1", "wan"), ("wwan", "wwan0", "lte"), ("wwan", None, "lte"),
+                                 ("wan", None, "wan")]:
+            calls = self.event("ifup", iface, dev)
+            self.assertFalse(self.restarted(calls), (iface, calls))
+            self.assertIn("uplink '%s'" % name, calls[0])
+            self.assertIn("same addresses", calls[0])
+
+    def test_ifup_address_changed_restarts(self):
+        self.addresses("wwan0", "4", "198.51.100.99/32")
+        calls = self.event("ifup", "wwan", "wwan0")
+        self.assertTrue(self.restarted(calls), calls)
+        self.assertIn("its address changed, restarting", calls[0])
+        # the IPv6 address gone, IPv4 kept: restart too
+        self.addresses("wwan0", "4", "198.51.100.7/32")
+        self.addresses("wwan0", "6", "2001:db8::8/64")
+        self.assertTrue(self.restarted(self.event("ifup", "wwan", "wwan0")))
+        # an IPv6 address added to an uplink the daemon uses without one: left alone
+        self.addresses("eth1", "6", "2001:db8:1::10/64")
+        self.assertFalse(self.restarted(self.event("ifup", "wan", "eth1")))
+
+    def test_ifupdate_only_with_addresses(self):
+        self.addresses("eth1", "4", "192.0.2.11/24")
+        self.assertEqual(self.event("ifupdate", "wan", "eth1"), [])
+        self.assertTrue(self.restarted(self.event("ifupdate", "wan", "eth1", IFUPDATE_ADDRESSES="1")))
+
+    def test_not_running_is_started(self):
+        self.daemon_running(False)
+        calls = self.event("ifup", "wan", "eth1")
+        self.assertTrue(self.restarted(calls), calls)
+        self.assertIn("mpconv not running: starting it", calls[0])
+
+    def test_without_jsonfilter_restarts(self):
+        self.assertTrue(self.restarted(self.event("ifup", "wan", "eth1", no_jsonfilter=True)))
+
+    def test_other_events_and_uplinks_are_ignored(self):
+        self.addresses("eth1", "4", "192.0.2.11/24")    # would restart if it matched
+        for args, extra in [(("ifup", "lan", "br-lan"), {}), (("ifup", "spare", "eth9"), {}),
+                            (("ifup", "lte", None), {}),      # has option interface: matched by that
+                            (("ifdown", "lan", None), {}), (("iflink", "wan", "eth1"), {}),
+                            (("ifup", "wan", "eth1"), {"FAKE_main_enabled": "0"}),
+                            (("ifup", "wan", "eth1"), {"NOT_ENABLED": "1"})]:
+            self.assertEqual(self.event(*args, **extra), [], (args, extra))
+        self.assertEqual(self.event("ifup", "", "eth1"), [])
 
 
 if __name__ == "__main__":
