@@ -243,6 +243,9 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   assert.match(r.stdout, /uplink wan: device eth1 gateway 192\.168\.100\.1 mtu 1492/);
   assert.match(r.stdout, /uplink lte: device wwan0 gateway6 fe80::1 interface wwan /);
   assert.doesNotMatch(r.stdout, /uplink spare/);
+  // the daemon read the backup flag and the probe settings as the form meant them
+  assert.match(r.stdout, /uplink wan: icmp probes to 1\.1\.1\.1 9\.9\.9\.9 every 0\.5 s, timeout 1\.5 s, down after 4, up after 2/);
+  assert.match(r.stdout, /uplink lte: backup, dns probes to \[2001:4860:4860::8888\]:53 8\.8\.8\.8:53 every 1 s, timeout 2 s, down after 3, up after 2/);
 
   // After the reload the form shows what was saved.
   assert.equal(await widget(page, 'main', 'enabled').isChecked(), true);
