@@ -352,6 +352,8 @@ struct Watched {
     /// The `ip route replace` commands of the uplink's own table: run again when the link or
     /// address comes back (an admin-down device or a removed address takes its routes along).
     routes: Vec<super::cmd::Argv>,
+    /// Its device was deleted and created again under a new ifindex (warned once).
+    recreated: bool,
 }
 
 impl Watched {
@@ -385,6 +387,7 @@ impl Watched {
                 prober,
                 next_id: (now as u16) ^ 0x5a5a,
                 routes: Vec::new(),
+                recreated: false,
             },
             warnings,
         )
@@ -529,7 +532,21 @@ impl Watch {
         let now = sys::monotonic_us();
         let ups = &mut self.uplinks;
         let res = self.netlink.read(|ev| match ev {
-            netlink::Event::Link { ifindex, up } => {
+            netlink::Event::Link { ifindex, up, name } => {
+                for w in ups.iter_mut() {
+                    if w.ifindex != ifindex && name.is(&w.device) && !w.recreated {
+                        // Its raw sockets, queue rules and routes were set up for the old
+                        // device: only a restart picks up the new one.
+                        w.recreated = true;
+                        log::warn!(
+                            "uplink {}: device {} was created again (ifindex {} -> {ifindex}); \
+                             the uplink stays down until mpconv is restarted",
+                            w.name,
+                            w.device,
+                            w.ifindex
+                        );
+                    }
+                }
                 for (i, w) in ups.iter_mut().enumerate() {
                     if w.ifindex == ifindex {
                         log::debug!("uplink {}: link {}", w.name, if up { "up" } else { "down" });

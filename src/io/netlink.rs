@@ -20,7 +20,12 @@ use super::sys::{self, rtnl};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The link of `ifindex` is now up (running) or not (also: the device went away).
-    Link { ifindex: u32, up: bool },
+    Link {
+        ifindex: u32,
+        up: bool,
+        /// The device's name (`IFLA_IFNAME`), if the message had one.
+        name: DevName,
+    },
     /// `addr` was added to `ifindex` or removed from it.
     Addr {
         ifindex: u32,
@@ -29,7 +34,36 @@ pub enum Event {
     },
 }
 
+/// A device name as carried in a message (at most 15 bytes), without allocating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DevName {
+    buf: [u8; 16],
+    len: u8,
+}
+
+impl DevName {
+    fn from_attr(data: &[u8]) -> DevName {
+        let end = data
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(data.len())
+            .min(15);
+        let mut buf = [0u8; 16];
+        buf[..end].copy_from_slice(&data[..end]);
+        DevName {
+            buf,
+            len: end as u8,
+        }
+    }
+
+    /// Whether this is the device called `dev`.
+    pub fn is(&self, dev: &str) -> bool {
+        self.len > 0 && &self.buf[..usize::from(self.len)] == dev.as_bytes()
+    }
+}
+
 const NLMSG_HDRLEN: usize = 16;
+const IFLA_IFNAME: u16 = 3;
 const IFINFOMSG_LEN: usize = 16;
 const IFADDRMSG_LEN: usize = 8;
 const IFA_ADDRESS: u16 = 1;
@@ -67,7 +101,12 @@ pub fn parse(buf: &[u8], mut f: impl FnMut(Event)) {
                 if let (Some(idx), Some(flags)) = (u32_at(body, 4), u32_at(body, 8)) {
                     let need = (rtnl::IFF_UP | rtnl::IFF_RUNNING) as u32;
                     let up = t == rtnl::RTM_NEWLINK && flags & need == need;
-                    f(Event::Link { ifindex: idx, up });
+                    let name = link_name(&body[IFINFOMSG_LEN..]);
+                    f(Event::Link {
+                        ifindex: idx,
+                        up,
+                        name,
+                    });
                 }
             }
             t if t == rtnl::RTM_NEWADDR || t == rtnl::RTM_DELADDR => {
@@ -80,6 +119,25 @@ pub fn parse(buf: &[u8], mut f: impl FnMut(Event)) {
         }
         off += align4(len);
     }
+}
+
+/// The `IFLA_IFNAME` attribute among a link message's attributes.
+fn link_name(attrs: &[u8]) -> DevName {
+    let mut off = 0;
+    while off + 4 <= attrs.len() {
+        let (Some(alen), Some(aty)) = (u16_at(attrs, off), u16_at(attrs, off + 2)) else {
+            break;
+        };
+        let alen = usize::from(alen);
+        if alen < 4 || off + alen > attrs.len() {
+            break;
+        }
+        if aty & 0x3fff == IFLA_IFNAME {
+            return DevName::from_attr(&attrs[off + 4..off + alen]);
+        }
+        off += align4(alen);
+    }
+    DevName::default()
 }
 
 /// An `ifaddrmsg` and its attributes: IPv4 uses `IFA_LOCAL` (the interface's own address;
@@ -270,27 +328,24 @@ mod tests {
         // admin down
         buf.extend(nlmsg(rtnl::RTM_NEWLINK, &ifinfo(6, 0)));
         buf.extend(nlmsg(rtnl::RTM_DELLINK, &ifinfo(7, UP)));
-        assert_eq!(
-            events(&buf),
-            vec![
-                Event::Link {
-                    ifindex: 5,
-                    up: true
-                },
-                Event::Link {
-                    ifindex: 5,
-                    up: false
-                },
-                Event::Link {
-                    ifindex: 6,
-                    up: false
-                },
-                Event::Link {
-                    ifindex: 7,
-                    up: false
-                },
-            ]
-        );
+        let got: Vec<(u32, bool)> = events(&buf)
+            .into_iter()
+            .map(|e| match e {
+                Event::Link { ifindex, up, name } => {
+                    assert!(name.is("up1") && !name.is("up") && !name.is("up12"));
+                    (ifindex, up)
+                }
+                e => panic!("{e:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![(5, true), (5, false), (6, false), (7, false)]);
+        // Without IFLA_IFNAME: no name.
+        let mut bare = ifinfo(8, UP);
+        bare.truncate(IFINFOMSG_LEN);
+        match events(&nlmsg(rtnl::RTM_NEWLINK, &bare))[..] {
+            [Event::Link { name, .. }] => assert!(!name.is("up1") && !name.is("")),
+            ref e => panic!("{e:?}"),
+        }
     }
 
     #[test]
