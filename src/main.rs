@@ -241,7 +241,7 @@ fn summary(cfg: &Config) -> String {
     let _ = writeln!(s, "enabled: {}", if cfg.enabled { "yes" } else { "no" });
     let mode = match cfg.mode {
         Mode::Implicit => "implicit",
-        Mode::Explicit => "explicit (not implemented yet)",
+        Mode::Explicit => "explicit",
     };
     let _ = writeln!(s, "mode: {mode}");
     let _ = writeln!(s, "lan: {}", cfg.lan.join(" "));

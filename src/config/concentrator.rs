@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::uci::{self, Value};
-use super::{boolean, label_of, log_level, number, socket, ConfigError, Sec};
+use super::{boolean, label_of, log_level, number, secret, socket, ConfigError, Sec};
 
 /// Default listening address. RFC 8803 registers the service name "convert" without a fixed
 /// port; 5124 is the port of Tessares' client library and Wireshark dissector.
@@ -216,13 +216,7 @@ impl Sec<'_> {
         self.check_keys(KEYS)?;
         let allow = prefixes(self, "allow")?;
         let allow_any = self.get("allow_any", boolean)?.unwrap_or(false);
-        let secret = self.get("secret", |v| {
-            if v.len() < 16 {
-                Err("is too short: use at least 16 characters".into())
-            } else {
-                Ok(v.to_string())
-            }
-        })?;
+        let secret = self.get("secret", secret)?;
         if allow.is_empty() && !allow_any {
             return Err(self.opt_err(
                 self.sec.line,
@@ -419,6 +413,13 @@ mod tests {
             e.contains("option 'secret'") && e.contains("too short"),
             "{e}"
         );
+        // Characters count, as on the router: 15 two-byte characters are too few.
+        let e = p(&format!(
+            "config concentrator 'main'\n list allow '10.0.0.0/8'\n option secret '{}'\n",
+            "é".repeat(15)
+        ))
+        .unwrap_err();
+        assert!(e.contains("too short"), "{e}");
         let e = p(
             "config concentrator 'main'\n list allow '10.0.0.0/8'\n list endpoint '127.0.0.1'\n",
         )

@@ -586,13 +586,7 @@ impl Sec<'_> {
                 "is required in explicit mode (e.g. option concentrator '192.0.2.10:5124')".into(),
             ));
         }
-        let secret = self.get("secret", |v| {
-            if v.chars().count() < 16 {
-                Err("is too short: a secret has at least 16 characters".to_string())
-            } else {
-                Ok(v.to_string())
-            }
-        })?;
+        let secret = self.get("secret", secret)?;
         let scheduler = self
             .get("scheduler", |v| match v {
                 "single" => Ok(Scheduler::Single),
@@ -875,6 +869,15 @@ fn number(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
         .ok()
         .filter(|n| (lo..=hi).contains(n))
         .ok_or_else(bad)
+}
+
+/// A shared secret (router and concentrator): at least 16 characters.
+fn secret(v: &str) -> Result<String, String> {
+    if v.chars().count() < 16 {
+        Err("is too short: a secret has at least 16 characters".to_string())
+    } else {
+        Ok(v.to_string())
+    }
 }
 
 /// A UCI boolean.
