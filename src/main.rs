@@ -140,8 +140,7 @@ fn init_logging(level: log::LevelFilter) {
 }
 
 fn cmd_run(c: RunCmd) -> Result<(), String> {
-    let loaded = config::load_full(&c.config).map_err(|e| e.to_string())?;
-    let (cfg, health) = (loaded.config, loaded.health);
+    let cfg = config::load(&c.config).map_err(|e| e.to_string())?;
     let level = if c.verbose {
         log::LevelFilter::Debug.max(cfg.log_level)
     } else {
@@ -149,7 +148,7 @@ fn cmd_run(c: RunCmd) -> Result<(), String> {
     };
     init_logging(level);
     log::info!("{} starting with {}", version(), c.config.display());
-    mpconv::io::run(cfg, health, c.verbose)
+    mpconv::io::run(cfg, c.verbose)
 }
 
 fn socket_path(socket: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf, String> {
@@ -295,10 +294,10 @@ fn summary(cfg: &Config) -> String {
 }
 
 fn cmd_check(c: CheckCmd) -> Result<(), String> {
-    let loaded = config::load_full(&c.config).map_err(|e| e.to_string())?;
-    print!("{}", summary(&loaded.config));
-    for (u, h) in loaded.config.uplinks.iter().zip(&loaded.health) {
-        print!("{}", health_summary(&u.name, h));
+    let cfg = config::load(&c.config).map_err(|e| e.to_string())?;
+    print!("{}", summary(&cfg));
+    for u in &cfg.uplinks {
+        print!("{}", health_summary(&u.name, &u.health));
     }
     Ok(())
 }

@@ -107,8 +107,8 @@ pub struct Uplink {
     /// /etc/config/network). At start, whatever is not given explicitly comes from netifd
     /// (`ubus call network.interface.NAME status`, see `io::netifd`): the device (its
     /// `l3_device`), the addresses (always: there is no address option) and the gateways
-    /// (its default routes). The init script restarts the daemon on the interface's events,
-    /// so the uplink follows changes (with a restart).
+    /// (its default routes). The daemon follows the device's link and addresses itself
+    /// (netlink); the hotplug hook restarts it when an address it uses is gone.
     pub interface: Option<String>,
     /// Next hop for IPv4 (`option gateway`), if any (with `interface`: else netifd's).
     pub gateway: Option<IpAddr>,
@@ -118,6 +118,8 @@ pub struct Uplink {
     pub mtu: Option<u16>,
     /// Line of the section header, for messages.
     pub line: usize,
+    /// `backup` and the probe options.
+    pub health: UplinkHealth,
 }
 
 /// How an uplink's health is probed (`option probe`).
@@ -153,8 +155,7 @@ impl ProbeKind {
     }
 }
 
-/// The health options of a `config uplink` section (kept beside [`Uplink`], index for index
-/// in [`Loaded::health`], so that code building an [`Uplink`] by hand is not affected).
+/// The health options of a `config uplink` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UplinkHealth {
     /// `option backup` (default 0): a backup uplink (RFC 8684 backup flag on its subflows; no
@@ -196,14 +197,6 @@ impl UplinkHealth {
     pub fn probing(&self) -> bool {
         self.probe != ProbeKind::None && !self.probe_targets.is_empty()
     }
-}
-
-/// A configuration with the health options of its uplinks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Loaded {
-    pub config: Config,
-    /// One entry per `config.uplinks` entry, same order.
-    pub health: Vec<UplinkHealth>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,24 +268,14 @@ impl std::error::Error for ConfigError {}
 
 /// Read and validate a configuration file.
 pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-    load_full(path).map(|l| l.config)
-}
-
-/// Read and validate a configuration file, with the uplinks' health options.
-pub fn load_full(path: &std::path::Path) -> Result<Loaded, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
     // libuci reads bytes; invalid UTF-8 can only end up in values, which are then rejected.
-    parse_full(path, &String::from_utf8_lossy(&bytes))
+    parse(path, &String::from_utf8_lossy(&bytes))
 }
 
 /// Validate configuration text (`path` is only used in messages and stored in the result).
 pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> {
-    parse_full(path, text).map(|l| l.config)
-}
-
-/// [`parse`], with the uplinks' health options.
-pub fn parse_full(path: &std::path::Path, text: &str) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let at = |line: usize, msg: String| ConfigError(format!("{file}:{line}: {msg}"));
     let pkg = uci::parse(text).map_err(|e| at(e.line, e.msg))?;
@@ -365,13 +348,11 @@ pub fn parse_full(path: &std::path::Path, text: &str) -> Result<Loaded, ConfigEr
     };
 
     let mut config = main.mpconv(path)?;
-    let mut health = Vec::new();
 
     for sec in &uplink_secs {
         let Some(uplink) = sec.uplink()? else {
             continue;
         };
-        let h = sec.health()?;
         for key in ["device", "interface"] {
             let value = |u: &Uplink| match key {
                 "device" => u.device.clone(),
@@ -409,7 +390,6 @@ pub fn parse_full(path: &std::path::Path, text: &str) -> Result<Loaded, ConfigEr
             ));
         }
         config.uplinks.push(uplink);
-        health.push(h);
     }
 
     if config.enabled {
@@ -451,7 +431,7 @@ pub fn parse_full(path: &std::path::Path, text: &str) -> Result<Loaded, ConfigEr
             ));
         }
     }
-    Ok(Loaded { config, health })
+    Ok(config)
 }
 
 /// How a section is named in messages: `'main' (mpconv)`, or `'@uplink[2]' (uplink)` when
@@ -699,6 +679,7 @@ impl Sec<'_> {
                 .get("mtu", |v| number(v, 576, 9000))?
                 .and_then(|n| u16::try_from(n).ok()),
             line: self.sec.line,
+            health: self.health()?,
         };
         Ok(if disabled { None } else { Some(uplink) })
     }

@@ -82,6 +82,7 @@ fn defaults() {
             gateway6: None,
             mtu: None,
             line: 5,
+            health: Default::default(),
         }]
     );
     // enabled defaults to 1 when absent.
@@ -824,6 +825,7 @@ fn uplink_interface() {
             gateway6: None,
             mtu: None,
             line: 4,
+            health: Default::default(),
         }
     );
     assert_eq!(c.uplinks[1].interface.as_deref(), Some("wwan_4"));
@@ -894,8 +896,8 @@ fn uplink_interface() {
     ));
 }
 
-fn full(text: &str) -> Loaded {
-    match parse_full(Path::new(FILE), text) {
+fn full(text: &str) -> Config {
+    match parse(Path::new(FILE), text) {
         Ok(l) => l,
         Err(e) => panic!("unexpected error: {e}\n--- text:\n{text}"),
     }
@@ -903,15 +905,14 @@ fn full(text: &str) -> Loaded {
 
 fn health_of(line: &str) -> UplinkHealth {
     let l = full(&with_uplink(line));
-    assert_eq!(l.health.len(), 1);
-    l.health[0].clone()
+    assert_eq!(l.uplinks.len(), 1);
+    l.uplinks[0].health.clone()
 }
 
 #[test]
 fn health_defaults() {
     let l = full(BASE);
-    assert_eq!(l.config, ok(BASE));
-    let h = &l.health[0];
+    let h = &l.uplinks[0].health;
     assert_eq!(*h, UplinkHealth::default());
     assert!(!h.backup);
     assert_eq!(h.probe, ProbeKind::Icmp);
@@ -942,9 +943,8 @@ fn health_every_key() {
          config uplink 'off'\n\toption disabled '1'\n\toption backup '1'\n"
     );
     let l = full(&text);
-    assert_eq!(l.config.uplinks.len(), 2);
-    assert_eq!(l.health.len(), 2, "disabled uplinks have no entry");
-    let h = &l.health[0];
+    assert_eq!(l.uplinks.len(), 2, "disabled uplinks have no entry");
+    let h = &l.uplinks[0].health;
     assert!(h.backup);
     assert_eq!(h.probe, ProbeKind::Dns);
     assert_eq!(
@@ -958,8 +958,11 @@ fn health_every_key() {
     assert_eq!((h.probe_interval_ms, h.probe_timeout_ms), (250, 1500));
     assert_eq!((h.probe_down, h.probe_up), (5, 4));
     assert!(h.probing());
-    assert_eq!(l.health[1].probe, ProbeKind::None);
-    assert!(!l.health[1].probing(), "probe 'none' ignores its targets");
+    assert_eq!(l.uplinks[1].health.probe, ProbeKind::None);
+    assert!(
+        !l.uplinks[1].health.probing(),
+        "probe 'none' ignores its targets"
+    );
 }
 
 #[test]
@@ -980,7 +983,7 @@ fn health_values() {
         let l = full(&format!(
             "{BASE}\toption probe '{kind}'\n\tlist probe_target '{target}'\n"
         ));
-        l.health[0].probe_targets[0]
+        l.uplinks[0].health.probe_targets[0]
     };
     assert_eq!(t("tcp", "192.0.2.1"), "192.0.2.1:443".parse().unwrap());
     assert_eq!(t("tcp", "192.0.2.1:80"), "192.0.2.1:80".parse().unwrap());

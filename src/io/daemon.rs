@@ -697,7 +697,7 @@ fn summary(engine: &Engine, io: &IoCounters) -> String {
 /// Run the daemon in the foreground until SIGINT or SIGTERM. Everything installed is removed
 /// again on return, also on errors during start. `health` holds the health options of
 /// `cfg.uplinks`, index for index (missing entries: the defaults).
-pub fn run(cfg: Config, health: Vec<UplinkHealth>, verbose: bool) -> Result<(), String> {
+pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
     if !cfg.enabled {
         log::info!(
             "disabled in {} (option enabled '0'); nothing to do",
@@ -727,9 +727,8 @@ pub fn run(cfg: Config, health: Vec<UplinkHealth>, verbose: bool) -> Result<(), 
         }
         sides.push((u.ifindex, Side::Uplink(i as u8)));
     }
-    let health: Vec<UplinkHealth> = (0..ups.len())
-        .map(|i| health.get(i).cloned().unwrap_or_default())
-        .collect();
+    // resolve_uplinks keeps the configuration's order (or fails).
+    let health: Vec<UplinkHealth> = cfg.uplinks.iter().map(|u| u.health.clone()).collect();
     let mut engine = Engine::new(engine_config(&cfg, &ups, &health)?);
     let netlink = Netlink::open()?;
     let start = sys::monotonic_us();

@@ -270,6 +270,7 @@ mod tests {
             gateway6: None,
             mtu: None,
             line: 9,
+            health: Default::default(),
         }
     }
 

@@ -124,6 +124,7 @@ pub(crate) mod tests {
                     gateway6: Some("fe80::1".parse().unwrap()),
                     mtu: None,
                     line: 12,
+                    health: Default::default(),
                 },
                 Uplink {
                     name: "lte".into(),
@@ -133,6 +134,7 @@ pub(crate) mod tests {
                     gateway6: None,
                     mtu: Some(1400),
                     line: 18,
+                    health: Default::default(),
                 },
             ],
         }
