@@ -287,7 +287,10 @@ class Daemon:
         for name, opts in uplinks:
             lines.append("config uplink '%s'" % name)
             for k, v in opts.items():
-                lines.append("\toption %s '%s'" % (k, v))
+                if isinstance(v, (list, tuple)):   # a UCI list, e.g. probe_target
+                    lines.extend("\tlist %s '%s'" % (k, item) for item in v)
+                else:
+                    lines.append("\toption %s '%s'" % (k, v))
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
         if not os.access(self.binary, os.X_OK):
@@ -404,15 +407,16 @@ def nfq_delay_bin():
     return os.path.join(REPO, "target", "release", "examples", "nfq_delay")
 
 
-def gap_after(samples, t):
+def gap_after(samples, t, until=None):
     """Longest interval without new bytes in a client timeline (`samples`: [(time, bytes)],
     time.monotonic() seconds, as peers.py --timeline records them) among the intervals that
-    end after time `t`. Returns (secs, start, end); (0, t, t) when nothing ends after t."""
+    end after time `t` (and, with `until`, start before `until`). Returns (secs, start, end);
+    (0, t, t) when no interval qualifies."""
     best = (0.0, t, t)
     prev = None
     for ts, nb in samples:
         if prev is not None and nb > prev[1]:
-            if ts > t and ts - prev[0] > best[0]:
+            if ts > t and (until is None or prev[0] < until) and ts - prev[0] > best[0]:
                 best = (ts - prev[0], prev[0], ts)
             prev = (ts, nb)
         elif prev is None:
