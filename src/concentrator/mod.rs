@@ -194,6 +194,10 @@ struct Dir {
     pipe: Option<(OwnedFd, OwnedFd)>,
     cap: usize,
     in_pipe: usize,
+    /// The last splice into the pipe would have blocked although bytes were in it: its slots
+    /// may be full (a slot holds one segment, however small), so `src` is not polled until
+    /// some bytes left the pipe (else a readable `src` spins the loop).
+    pipe_full: bool,
     /// Bytes read in user space that go before the spliced ones.
     pending: Vec<u8>,
     eof: bool,
@@ -451,14 +455,14 @@ fn pump(dir: &mut Dir, src: RawFd, dst: &mut TcpStream) -> io::Result<bool> {
     let (r, w) = (r.as_raw_fd(), w.as_raw_fd());
     loop {
         let mut step = false;
-        if !dir.eof && dir.in_pipe < dir.cap {
+        if !dir.eof && dir.in_pipe < dir.cap && !dir.pipe_full {
             match sys::splice(src, w, dir.cap - dir.in_pipe) {
                 Ok(0) => dir.eof = true,
                 Ok(n) => {
                     dir.in_pipe += n;
                     step = true;
                 }
-                Err(e) if would_block(&e) => {}
+                Err(e) if would_block(&e) => dir.pipe_full = dir.in_pipe > 0,
                 Err(e) => return Err(e),
             }
         }
@@ -468,6 +472,7 @@ fn pump(dir: &mut Dir, src: RawFd, dst: &mut TcpStream) -> io::Result<bool> {
                     dir.in_pipe -= n;
                     dir.bytes += n as u64;
                     step |= n > 0;
+                    dir.pipe_full &= n == 0;
                 }
                 Err(e) if would_block(&e) => {}
                 Err(e) => return Err(e),
@@ -826,14 +831,15 @@ impl Concentrator {
                 }
             }
             State::Relaying => {
-                if !c.up.eof && c.up.in_pipe < c.up.cap {
+                if !c.up.eof && c.up.in_pipe < c.up.cap && !c.up.pipe_full {
                     ce |= libc::POLLIN;
                 }
                 // Nothing goes to the client before its handshake is complete.
                 if c.client_ready && (!c.down.pending.is_empty() || c.down.in_pipe > 0) {
                     ce |= libc::POLLOUT;
                 }
-                if c.client_ready && !c.down.eof && c.down.in_pipe < c.down.cap {
+                if c.client_ready && !c.down.eof && c.down.in_pipe < c.down.cap && !c.down.pipe_full
+                {
                     se |= libc::POLLIN;
                 }
                 if !c.up.pending.is_empty() || c.up.in_pipe > 0 {
@@ -1182,6 +1188,40 @@ pub fn run(cfg: ConcentratorConfig, verbose: bool) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A relay direction whose destination does not take data and whose pipe is full by
+    /// slots (many tiny segments) stops asking for its source: before, a readable source
+    /// made every poll return at once (a busy loop seen when a client's uplink was cut).
+    #[test]
+    fn full_pipe_stops_polling_the_source() {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut writer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (src, _) = l.accept().unwrap();
+        let mut dst = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_stalled_reader, _) = l.accept().unwrap();
+        src.set_nonblocking(true).unwrap();
+        dst.set_nonblocking(true).unwrap();
+        // Fill dst's send path so that nothing more goes out.
+        let junk = vec![0u8; 1 << 16];
+        while dst.write(&junk).is_ok() {}
+        // Tiny segments on src: each takes a pipe slot of its own.
+        writer.set_nodelay(true).unwrap();
+        let mut dir = Dir::default();
+        new_dir_pipe(&mut dir).unwrap();
+        for _ in 0..200 {
+            writer.write_all(b"x").unwrap();
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        while dst.write(&junk).is_ok() || dst.write(&junk[..1]).is_ok() {}
+        for _ in 0..3 {
+            pump(&mut dir, src.as_raw_fd(), &mut dst).unwrap();
+        }
+        assert!(dir.in_pipe > 0 && dir.in_pipe < dir.cap, "{}", dir.in_pipe);
+        assert!(dir.pipe_full, "pipe full by slots not noticed");
+    }
 
     #[test]
     fn destinations() {
