@@ -9,7 +9,8 @@ up), which only the daemon's probes can notice. The client records its receive t
 (peers.py --timeline); "gap" is the longest interval without new in-order bytes at the
 client among those ending after the event.
 
-Figures are printed (run with -s to see them): CYCLES ..., BACKUP share=...
+Figures are printed (run with -s to see them): FIG9 sack=... gap=..., HANDOVER gap=..., BACKUP
+share=...
 
 Implicit mode: the server is kernel MPTCP in srv. Explicit mode: the concentrator in srv
 relays to a plain TCP server in dst.
@@ -28,6 +29,11 @@ from checks import MB, brief  # noqa: E402
 DELAY_MS = 30            # per direction on each path: base RTT 60 ms
 BASE_RTT = 2 * DELAY_MS / 1000.0
 RATE = "10mbit"
+# With 30 ms each way, the shapers get a queue of 200 ms at 10 Mbit/s (250 KB, > 2 BDP): the
+# server's congestion control (BBR, this host's default) does not overflow it, so a transfer
+# sees no congestion losses and the gaps measured are the cut's or the handover's (with the
+# bed's default 50 ms queue, loss recoveries alone leave gaps of about 2 x RTT).
+QUEUE = "200ms"
 CPORT = bedmod.CONC_PORT
 ALLOW = ["100.64.0.0/16", bedmod.ISP2_NAT4 + "/32"]
 UPLINK_OF = {"dsl": "up1", "lte": "up2"}
@@ -154,6 +160,33 @@ def assert_no_delay_drops(bed):
     assert all(v == (0, 0) for v in drops.values()), "the delayers' queues dropped: %s" % drops
 
 
+# ------------------------------------------------------------------------------ Figure 9
+@pytest.mark.e2e_timeout(150)
+@pytest.mark.parametrize("sack", [True], ids=["sack"])
+def test_fig9_cut_active_uplink(bed, srv, sack):
+    """Paper Fig. 9: 30 ms each way on both paths, 10 Mbit/s each, a bulk download; up1 (the
+    initial subflow's uplink) loses its line mid-transfer. The gap in delivered bytes at the
+    client must stay <= 1 s with SACK (printed either way); byte-exact."""
+    bed.sysctl("cli", {"net.ipv4.tcp_sack": 1 if sack else 0})
+    bed.delay(DELAY_MS)
+    bed.shape(RATE, latency=QUEUE)
+    with daemon(bed) as d:
+        proc = client_bg(bed, "get", 12 * MB, bedmod.SRV4)
+        wait_subflows(d, 2)
+        time.sleep(2.5)
+        assert proc.alive(), "transfer ended before the cut"
+        t_cut = time.monotonic()
+        bed.link("up1", False)
+        r = finish(bed, proc, d, "fig9 sack=%s" % sack)
+        gap, g0, g1 = bedmod.gap_after(r["timeline"], t_cut)
+        print("FIG9 sack=%s gap=%.3f s (last byte %.3f s before the cut, next %.3f s after), "
+              "transfer %.2f s %.2f Mbit/s, max_gap %s"
+              % (sack, gap, t_cut - g0, g1 - t_cut, r["secs"], r.get("mbit_s", 0), r["max_gap"]))
+        assert_no_delay_drops(bed)
+        if sack:
+            assert gap <= 1.0, "gap in delivered bytes after the cut %.3f s > 1 s" % gap
+
+
 # ------------------------------------------------------------------------------ cycles
 def cycle_transfer(bed, d, mode, xfer, dest, cut, restore, settle, cuts=("up1", "up2", "up1", "up2"),
                    down_for=1.5, size=24 * MB):
@@ -250,3 +283,41 @@ def test_backup_uplink(bed, srv, conc, dst_server, mode):
             assert up2 > 2 * MB, "up2 carried only %d B after up1 was cut" % up2
             bed.link("up1", True)
             wait_uplink_state(d, "dsl", "up", timeout=5)
+
+
+# ------------------------------------------------------------------------------ handover
+@pytest.mark.e2e_timeout(120)
+def test_handover_make_before_break(bed, srv):
+    """`mpconv handover lte` during a bulk download (30 ms each way, 10 Mbit/s each): no gap in
+    delivered bytes longer than 2 x RTT, and afterwards up2 carries the traffic."""
+    bed.delay(DELAY_MS)
+    bed.shape(RATE, latency=QUEUE)
+    with daemon(bed) as d:
+        proc = client_bg(bed, "get", 12 * MB, bedmod.SRV4)
+        wait_subflows(d, 2)
+        time.sleep(2.0)
+        assert proc.alive(), "transfer ended before the handover"
+        srtt = max(f["srtt_us"] for f in d.status()["connections"][0]["subflows"]) / 1e6
+        t_ho = time.monotonic()
+        rc, doc, out = d.handover("lte")
+        assert rc == 0 and doc and doc.get("ok"), "handover failed: rc=%d %s" % (rc, out)
+        time.sleep(1.5)  # what is in flight on up1 drains
+        b0 = uplink_bytes(bed)
+        time.sleep(1.5)
+        b1 = uplink_bytes(bed)
+        alive_after = proc.alive()
+        r = finish(bed, proc, d, "handover")
+        # the switch: intervals ending after the command and starting within 1.5 s of it
+        gap, g0, g1 = bedmod.gap_after(r["timeline"], t_ho, until=t_ho + 1.5)
+        # for comparison, the same measure over the 1.5 s before the handover
+        before, _, _ = bedmod.gap_after(r["timeline"], t_ho - 1.5, until=t_ho - 0.3)
+        used = {up: b1[up] - b0[up] for up in b0}
+        share2 = used["up2"] / max(1, used["up1"] + used["up2"])
+        print("HANDOVER gap=%.3f s from %+.3f s (bound 2 x RTT = %.3f s, base RTT %.3f s, "
+              "dsl subflow srtt %.3f s; longest gap in the 1.5 s before: %.3f s), "
+              "up2 share after %.1f %% (%s), %s"
+              % (gap, g0 - t_ho, 2 * BASE_RTT, BASE_RTT, srtt, before, 100 * share2, used, doc))
+        assert_no_delay_drops(bed)
+        assert alive_after, "transfer ended before the share after the handover was measured"
+        assert gap <= 2 * BASE_RTT, "gap %.3f s after the handover > 2 x RTT (%.3f s)" % (gap, 2 * BASE_RTT)
+        assert share2 > 0.9, "after the handover up2 carried only %.1f %% (%s)" % (100 * share2, used)
