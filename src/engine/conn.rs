@@ -354,6 +354,8 @@ pub struct Subflow {
     /// `snd_una`).
     pub sacked: [(u32, u32); 4],
     pub sacked_n: u8,
+    /// The last orphaned hole filled here (its start) and when (see `lan::plug_orphans`).
+    pub plugged: Option<(u32, Micros)>,
     /// Round-trip time: smoothed, lowest seen, and the sample in flight (end of the bytes
     /// timed, when they were sent). Zero while unknown.
     pub srtt: Micros,
@@ -481,6 +483,7 @@ impl Subflow {
             snd_una: isn.wrapping_add(1),
             sacked: [(0, 0); 4],
             sacked_n: 0,
+            plugged: None,
             srtt: 0,
             min_rtt: 0,
             rtt_probe: None,

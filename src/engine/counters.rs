@@ -60,6 +60,8 @@ counters! {
     mp_prio_tx => "MPPrioTx",
     /// Subflows opened again on an uplink that came back, or for a handover.
     subflow_reopened => "SubflowReopened",
+    /// Filler segments sent into subflow holes no host byte maps to any more.
+    subflow_hole_plugged => "SubflowHolePlugged",
     /// MP_FAIL received (mid-connection fallback is not supported: the connection is reset).
     mp_fail_rx => "MPFailRx",
     /// Subflows reset by the peer without MP_FASTCLOSE while others carried on.

@@ -269,7 +269,16 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         if matches!(sub.state, SubState::SynSent | SubState::Closed) {
             continue;
         }
-        let mut ack = sub.recv.advance(sub.rcv_ack, dack, dsacks);
+        // A host without SACK repeats its ACK when bytes above a hole arrive: everything
+        // forwarded on the subflows is then taken as held (the LAN does not lose it), so the
+        // server's subflows empty and it sends the missing data again — Linux re-sends lost
+        // data only on a subflow with nothing outstanding. The data-level ACK stays the
+        // host's own: what it misses is still sent again at the data level.
+        let mut ack = if dup && !conn.sack {
+            sub.recv.advance(sub.rcv_ack, u64::MAX, &[])
+        } else {
+            sub.recv.advance(sub.rcv_ack, dack, dsacks)
+        };
         if sub.recv.is_empty() && sub.fin == Some(ack) {
             ack = ack.wrapping_add(1);
         }
@@ -615,6 +624,136 @@ pub fn pure_ack(
     w.sack(sacks);
     let flags = ACK | if fin { FIN } else { 0 };
     ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, flags, &w);
+}
+
+/// Zeros for [`plug_orphans`].
+static FILLER: [u8; PLUG_SEG as usize] = [0; PLUG_SEG as usize];
+/// Largest filler segment, and filler segments per call.
+const PLUG_SEG: u32 = 1200;
+const PLUG_MAX: usize = 16;
+
+/// A hole in subflow `si`'s sequence space that no byte of the LAN host's maps to any more
+/// (its bytes were sent there, lost, and then acknowledged at the data level through another
+/// subflow — typically around an uplink's death — so the host never sends them again) would
+/// stall the subflow for good: the peer passes a subflow's data on only in order. Such a hole
+/// (below the first SACK block the peer sent on the subflow) is filled with zeros mapped to
+/// data sequence numbers the peer has already acknowledged, which it takes on the subflow and
+/// drops as old data (RFC 8684 §3.3: data is delivered once, by its DSN). At most once per
+/// RTT for the same hole.
+pub fn plug_orphans(ctx: &mut Ctx, conn: &mut Conn, si: u8) {
+    let now = ctx.now;
+    let Some(sub) = conn.sub(si).filter(|s| s.state == SubState::Established) else {
+        return;
+    };
+    let lo = sub.snd_una;
+    let Some(hi) = sub
+        .sacked()
+        .iter()
+        .map(|&(l, _)| l)
+        .filter(|&l| seq::seq_gt(l, lo))
+        .min_by_key(|&l| l.wrapping_sub(lo))
+    else {
+        return;
+    };
+    let wait = (2 * sub.srtt).max(50_000);
+    if sub
+        .plugged
+        .is_some_and(|(at, t)| at == lo && now.saturating_sub(t) < wait)
+    {
+        return;
+    }
+    // The parts of [lo, hi) that no SEND entry of this subflow covers (its entries are in
+    // ascending subflow sequence order).
+    let mut holes = [(0u32, 0u32); PLUG_MAX];
+    let mut n = 0;
+    let mut pos = lo;
+    if let Some(send) = &conn.send {
+        for e in send.entries.iter().filter(|e| e.sub == si) {
+            let (a, b) = (e.ssn, e.ssn.wrapping_add(e.len));
+            if !seq::seq_gt(b, pos) {
+                continue;
+            }
+            if !seq::seq_lt(a, hi) {
+                break;
+            }
+            if seq::seq_lt(pos, a) && n < holes.len() {
+                holes[n] = (pos, a);
+                n += 1;
+            }
+            pos = b;
+        }
+    }
+    if seq::seq_lt(pos, hi) && n < holes.len() {
+        holes[n] = (pos, hi);
+        n += 1;
+    }
+    if n == 0 {
+        return;
+    }
+    let total: u64 = holes[..n]
+        .iter()
+        .map(|&(a, b)| b.wrapping_sub(a) as u64)
+        .sum();
+    let Some(base) = conn
+        .data_acked
+        .checked_sub(total)
+        .filter(|&b| b >= conn.c_base())
+    else {
+        return;
+    };
+    let mut dsn = base;
+    let mut sent = 0;
+    'outer: for &(a, b) in &holes[..n] {
+        let mut ssn = a;
+        while seq::seq_lt(ssn, b) {
+            if sent == PLUG_MAX {
+                break 'outer;
+            }
+            let len = b.wrapping_sub(ssn).min(PLUG_SEG);
+            let Some(sub) = conn.sub(si) else { return };
+            let rel = if si == 0 {
+                conn.ssn_rel(ssn)
+            } else {
+                ssn.wrapping_sub(sub.isn)
+            };
+            let mut w = OptWriter::new();
+            if conn.ts {
+                w.ts(conn.c_ts_recent, conn.ecr_for(sub));
+            }
+            emit::mptcp(
+                &mut w,
+                &MptcpOption::Dss(Dss {
+                    data_fin: false,
+                    data_ack: Some(conn.data_ack_sent & 0xffff_ffff),
+                    ack64: false,
+                    mapping: Some(Mapping {
+                        dsn: dsn & 0xffff_ffff,
+                        dsn64: false,
+                        ssn: rel,
+                        len: len as u16,
+                        checksum: conn.csum.then(|| dss_csum(dsn, rel, len as u16, 0)),
+                    }),
+                }),
+            );
+            let spec = ctx.spec_forged(conn, sub, ssn, sub.rcv_ack, ACK);
+            emit::segment(
+                ctx.tx,
+                ctx.counters,
+                Dest::Uplink(sub.uplink),
+                &spec,
+                &w,
+                &FILLER[..len as usize],
+                Some(0),
+            );
+            ctx.counters.subflow_hole_plugged += 1;
+            ssn = ssn.wrapping_add(len);
+            dsn += len as u64;
+            sent += 1;
+        }
+    }
+    if let Some(s) = conn.sub_mut(si) {
+        s.plugged = Some((lo, now));
+    }
 }
 
 /// DSS checksum (RFC 8684 §3.3.1): pseudo-header of 64-bit DSN, 32-bit relative SSN, 16-bit

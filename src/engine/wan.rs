@@ -313,6 +313,9 @@ fn mptcp(
             _ => {}
         }
     }
+    if conn.sub(si).is_some_and(|s| s.sacked_n > 0) {
+        lan::plug_orphans(ctx, conn, si);
+    }
     if had_dss && !conn.confirmed {
         conn.confirmed = true;
         // Explicit mode: joins only once the concentrator accepted (a refused connection is

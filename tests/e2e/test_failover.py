@@ -162,7 +162,7 @@ def assert_no_delay_drops(bed):
 
 # ------------------------------------------------------------------------------ Figure 9
 @pytest.mark.e2e_timeout(150)
-@pytest.mark.parametrize("sack", [True], ids=["sack"])
+@pytest.mark.parametrize("sack", [True, False], ids=["sack", "nosack"])
 def test_fig9_cut_active_uplink(bed, srv, sack):
     """Paper Fig. 9: 30 ms each way on both paths, 10 Mbit/s each, a bulk download; up1 (the
     initial subflow's uplink) loses its line mid-transfer. The gap in delivered bytes at the
@@ -212,7 +212,7 @@ def cycle_transfer(bed, d, mode, xfer, dest, cut, restore, settle, cuts=("up1", 
 
 @pytest.mark.e2e_timeout(170)
 @pytest.mark.parametrize("xfer", ["get", "put"])
-@pytest.mark.parametrize("mode", ["implicit"])
+@pytest.mark.parametrize("mode", ["implicit", "explicit"])
 def test_cycles_link(bed, srv, conc, dst_server, mode, xfer):
     """Repeated link down/up of either uplink during a download / an upload: byte-exact."""
     bed.shape(RATE)
@@ -226,7 +226,7 @@ def test_cycles_link(bed, srv, conc, dst_server, mode, xfer):
 
 @pytest.mark.e2e_timeout(170)
 @pytest.mark.parametrize("xfer", ["get", "put"])
-@pytest.mark.parametrize("mode", ["implicit"])
+@pytest.mark.parametrize("mode", ["implicit"])   # explicit: stalls 1 run in ~4 (issue 4 note)
 def test_cycles_blackhole(bed, srv, conc, dst_server, mode, xfer):
     """Repeated silent blackholes (DROP in the ISP, link up) of either uplink; the probes must
     see them: the uplink's state goes down while blackholed, and up again after."""
@@ -248,7 +248,7 @@ def test_cycles_blackhole(bed, srv, conc, dst_server, mode, xfer):
 
 # ------------------------------------------------------------------------------ backup
 @pytest.mark.e2e_timeout(150)
-@pytest.mark.parametrize("mode", ["implicit"])
+@pytest.mark.parametrize("mode", ["implicit", "explicit"])
 def test_backup_uplink(bed, srv, conc, dst_server, mode):
     """up2 is a backup uplink: while up1 is up it carries < 5 % of a download's and of an
     upload's bytes; when up1 is cut, the transfer goes on over up2, byte-exact."""
