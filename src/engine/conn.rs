@@ -718,6 +718,15 @@ impl Conn {
         (dsn.wrapping_sub(self.c_base()) as u32).wrapping_add(self.c_isn.wrapping_add(1))
     }
 
+    /// Subflow `si`'s sequence number `ssn` relative to its ISN, as DSS mappings carry it.
+    pub fn rel_ssn(&self, si: u8, ssn: u32) -> u32 {
+        if si == 0 {
+            self.ssn_rel(ssn)
+        } else {
+            self.sub(si).map_or(0, |s| ssn.wrapping_sub(s.isn))
+        }
+    }
+
     /// The subflow sequence number relative to the initial subflow's ISN, as DSS mappings
     /// carry it. A Convert request in the SYN does not count: Linux moves its relative SSN 1
     /// past the SYN's data (net/mptcp/fastopen.c).

@@ -311,11 +311,7 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
             } else {
                 checksum::sum(data, 0)
             };
-            let rel = if pc.sub == 0 {
-                conn.ssn_rel(pc.ssn)
-            } else {
-                conn.sub(pc.sub).map_or(0, |s| pc.ssn.wrapping_sub(s.isn))
-            };
+            let rel = conn.rel_ssn(pc.sub, pc.ssn);
             let seq = p.seq.wrapping_add(pc.off);
             let seg = Seg {
                 sseq: pc.ssn,
@@ -711,11 +707,7 @@ pub fn plug_orphans(ctx: &mut Ctx, conn: &mut Conn, si: u8) {
             }
             let len = b.wrapping_sub(ssn).min(PLUG_SEG);
             let Some(sub) = conn.sub(si) else { return };
-            let rel = if si == 0 {
-                conn.ssn_rel(ssn)
-            } else {
-                ssn.wrapping_sub(sub.isn)
-            };
+            let rel = conn.rel_ssn(si, ssn);
             let mut w = OptWriter::new();
             if conn.ts {
                 w.ts(conn.c_ts_recent, conn.ecr_for(sub));
