@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use mpconv::engine::{Dest, Engine, EngineConfig, Side, UplinkConfig, UplinkState, Verdict};
 use mpconv::wire::crypto;
 use mpconv::wire::mptcp::{Dss, Mapping, MpCapable, MpJoin, MptcpOption, MPC_H};
-use mpconv::wire::packet::{write_tcp, IpTcp, TcpSpec, ACK, FIN, PSH, SYN};
+use mpconv::wire::packet::{write_tcp, IpTcp, TcpSpec, ACK, FIN, PSH, RST, SYN};
 use mpconv::wire::tcpopt::{OptWriter, TcpOptions};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
@@ -669,6 +669,56 @@ fn uplink_down_moves_traffic_and_comes_back() {
         ref o => panic!("{o:?}"),
     }
     assert_eq!(e.counters().subflow_reopened, 1);
+    // The server still retransmits on the closed initial subflow now that the line is back:
+    // it gets a reset (RFC 9293 §3.10.7.1: seq = its ACK) and re-sends that data elsewhere.
+    let mut stray = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP0, port),
+        seq: 5001,
+        ack: 1001,
+        flags: ACK,
+        opts: dss(1001, 1, 1, 10),
+        payload: vec![7; 10],
+    });
+    assert_eq!(e.handle(14, Side::Uplink(0), &mut stray), Verdict::Drop);
+    let out = drain(&mut e);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, Dest::Uplink(0));
+    let r = IpTcp::parse(&out[0].1).unwrap();
+    assert_eq!(
+        (r.src, r.sport, r.dst, r.dport),
+        (IpAddr::V4(UP0), port, IpAddr::V4(SERVER), 80)
+    );
+    assert_eq!((r.flags, r.seq, r.payload_len), (RST, 1001, 0));
+    // A SYN to that port is answered RST|ACK acknowledging it; a reset is never answered.
+    let mut syn = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP0, port),
+        seq: 77,
+        ack: 0,
+        flags: SYN,
+        opts: OptWriter::new(),
+        payload: vec![],
+    });
+    e.handle(15, Side::Uplink(0), &mut syn);
+    let out = drain(&mut e);
+    let r = IpTcp::parse(&out[0].1).unwrap();
+    assert_eq!((r.flags, r.seq, r.ack), (RST | ACK, 0, 78));
+    let mut rst = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP0, port),
+        seq: 5001,
+        ack: 0,
+        flags: RST,
+        opts: OptWriter::new(),
+        payload: vec![],
+    });
+    e.handle(16, Side::Uplink(0), &mut rst);
+    assert!(drain(&mut e).is_empty());
+    assert_eq!(
+        (e.counters().pkt_unknown, e.counters().stray_rst_tx),
+        (3, 2)
+    );
 }
 
 #[test]

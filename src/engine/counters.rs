@@ -92,6 +92,8 @@ counters! {
     opt_malformed => "OptMalformed",
     /// Packets from an uplink that belong to no connection (dropped).
     pkt_unknown => "PktUnknown",
+    /// Resets answering those of them that were not resets (RFC 9293 §3.10.7.1).
+    stray_rst_tx => "StrayRstTx",
     /// Packets that could not be queued because the transmit ring was full.
     tx_ring_full => "TxRingFull",
 }

@@ -17,6 +17,7 @@
 //! dropped and re-emitted towards the LAN host.
 
 use crate::wire::mptcp::MptcpOption;
+use crate::wire::packet::{ACK, FIN, RST, SYN};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 mod conn;
@@ -618,16 +619,20 @@ impl Engine {
             t.rx += (p.payload_off + p.payload_len) as u64;
         }
         let Some((slot, si)) = self.table.find_sub((u, p.dport)) else {
-            self.counters.pkt_unknown += 1;
+            self.reset_stray(u, p);
             return Verdict::Drop;
         };
+        if self
+            .table
+            .get(slot)
+            .is_none_or(|c| c.remote != SocketAddr::new(p.src, p.sport))
+        {
+            self.reset_stray(u, p);
+            return Verdict::Drop;
+        }
         let Some((conn, mut ctx)) = self.split(now, slot) else {
             return Verdict::Drop;
         };
-        if conn.remote != SocketAddr::new(p.src, p.sport) {
-            ctx.counters.pkt_unknown += 1;
-            return Verdict::Drop;
-        }
         let (v, after) = wan::packet(&mut ctx, conn, si, pkt, p);
         if after.remove {
             self.table.remove(slot);
@@ -643,6 +648,52 @@ impl Engine {
             }
         }
         v
+    }
+
+    /// A segment on one of our ports that no subflow has: typically a subflow we closed when
+    /// its uplink went down, which the server still retransmits on once the line is back.
+    /// Answer as a TCP without that connection does (RFC 9293 §3.10.7.1), so that the server
+    /// closes it at once and sends its data again on the live subflows, rather than retrying
+    /// it for minutes while its data-level window waits for those bytes.
+    fn reset_stray(&mut self, u: u8, p: &IpTcp) {
+        self.counters.pkt_unknown += 1;
+        if p.flags & RST != 0 {
+            return;
+        }
+        let (seq, ack, flags) = if p.flags & ACK != 0 {
+            (p.ack, 0, RST)
+        } else {
+            let len =
+                p.payload_len as u32 + (p.flags & SYN != 0) as u32 + (p.flags & FIN != 0) as u32;
+            (0, p.seq.wrapping_add(len), RST | ACK)
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let spec = TcpSpec {
+            src: p.dst,
+            dst: p.src,
+            sport: p.dport,
+            dport: p.sport,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            ttl: 64,
+            tos: 0,
+            ip_id: self.ip_id,
+            df: true,
+            flow: 0,
+        };
+        if emit::segment(
+            &mut self.tx,
+            &mut self.counters,
+            Dest::Uplink(u),
+            &spec,
+            &OptWriter::new(),
+            &[],
+            Some(0),
+        ) {
+            self.counters.stray_rst_tx += 1;
+        }
     }
 
     /// The uplink of a new connection's initial subflow: the first that is up, not a backup

@@ -150,8 +150,14 @@ def client_bg(bed, mode, size, dest, timeout=60):
 def finish(bed, proc, d, what, timeout=120):
     res = bed.client_result(proc, timeout=timeout)
     r = res["results"][0]
-    assert r["ok"], "%s: transfer not byte-exact: %s\nmpconv log tail:\n%s" % (
-        what, brief({k: v for k, v in r.items() if k != "timeline"}), d.log_text()[-4000:])
+    if not r["ok"]:
+        try:
+            st = brief(d.status(), limit=6000)
+        except Exception as e:  # noqa: BLE001 - the status is only a diagnostic here
+            st = "(no status: %s)" % e
+        raise AssertionError("%s: transfer not byte-exact: %s\nstatus: %s\nmpconv log tail:\n%s"
+                             % (what, brief({k: v for k, v in r.items() if k != "timeline"}),
+                                st, d.log_text()[-4000:]))
     return r
 
 
@@ -226,7 +232,7 @@ def test_cycles_link(bed, srv, conc, dst_server, mode, xfer):
 
 @pytest.mark.e2e_timeout(170)
 @pytest.mark.parametrize("xfer", ["get", "put"])
-@pytest.mark.parametrize("mode", ["implicit"])   # explicit: stalls 1 run in ~4 (issue 4 note)
+@pytest.mark.parametrize("mode", ["implicit", "explicit"])
 def test_cycles_blackhole(bed, srv, conc, dst_server, mode, xfer):
     """Repeated silent blackholes (DROP in the ISP, link up) of either uplink; the probes must
     see them: the uplink's state goes down while blackholed, and up again after."""

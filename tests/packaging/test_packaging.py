@@ -130,7 +130,7 @@ class Ipk(unittest.TestCase):
         self.assertEqual(fields["Package"], "mpconv")
         self.assertRegex(fields["Version"], r"^%s-r\d+$" % re.escape(cargo_version()))
         deps = [d.strip() for d in fields["Depends"].split(",")]
-        for d in ["kmod-nft-queue", "kmod-nfnetlink-queue", "ip-full", "nftables"]:
+        for d in ["kmod-nft-queue", "kmod-nfnetlink-queue", "ip-full", "nftables", "jsonfilter"]:
             self.assertIn(d, deps)
         size = sum(m.size for m in self.data.getmembers() if m.isfile())
         self.assertEqual(int(fields["Installed-Size"]), size)
