@@ -230,6 +230,41 @@ fn engine_config(
     })
 }
 
+/// The kernel's range of local ports for the router's own connections.
+const LOCAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/// `port_range` must stay clear of the kernel's local ports: every segment to a port of the
+/// range that is not one of our subflows is answered with a reset, so the router's own
+/// connections (opkg, DNS over TCP, ...) would be cut.
+fn check_port_range(cfg: &Config) -> Result<(), String> {
+    let Ok(text) = std::fs::read_to_string(LOCAL_PORT_RANGE) else {
+        log::warn!("cannot read {LOCAL_PORT_RANGE}: port_range not checked against it");
+        return Ok(());
+    };
+    let (lo, hi) = cfg.port_range;
+    let (lo, hi) = (lo.min(hi), lo.max(hi));
+    match overlap_with_local(&text, (lo, hi)) {
+        Some((klo, khi)) => Err(format!(
+            "{}: option port_range '{lo}-{hi}' overlaps the kernel's local ports {klo}-{khi} \
+             ({LOCAL_PORT_RANGE}): the router's own connections would be taken for stray \
+             subflows and reset; choose ports above {khi} (default 61000-65535) or narrow \
+             net.ipv4.ip_local_port_range",
+            cfg.path.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The kernel's local port range from the text of `ip_local_port_range` ("LO\tHI\n") when
+/// it overlaps `range`.
+fn overlap_with_local(text: &str, range: (u16, u16)) -> Option<(u16, u16)> {
+    let mut it = text.split_whitespace().map(|w| w.parse::<u16>().ok());
+    let (Some(Some(klo)), Some(Some(khi))) = (it.next(), it.next()) else {
+        return None;
+    };
+    (range.0 <= khi && klo <= range.1).then_some((klo, khi))
+}
+
 fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Implicit => "implicit",
@@ -716,6 +751,7 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
             firewall::MARK_MASK
         ));
     }
+    check_port_range(&cfg)?;
     let mut sides: Vec<(u32, Side)> = lans.iter().map(|l| (l.ifindex, Side::Lan)).collect();
     for (i, u) in ups.iter().enumerate() {
         if sides.iter().any(|(x, _)| *x == u.ifindex) {
@@ -944,4 +980,20 @@ pub fn run(cfg: Config, verbose: bool) -> Result<(), String> {
     d.io.queue_drops = control::read_queue_drops(cfg.queue);
     log::info!("stopped: {}", summary(&d.engine, &d.io));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overlap_with_local;
+
+    #[test]
+    fn port_range_against_the_kernels_local_ports() {
+        let k = "32768\t60999\n";
+        assert_eq!(overlap_with_local(k, (61000, 65535)), None);
+        assert_eq!(overlap_with_local(k, (60999, 65535)), Some((32768, 60999)));
+        assert_eq!(overlap_with_local(k, (1024, 32768)), Some((32768, 60999)));
+        assert_eq!(overlap_with_local(k, (1024, 32767)), None);
+        assert_eq!(overlap_with_local("garbage", (1, 2)), None);
+        assert_eq!(overlap_with_local("", (1, 2)), None);
+    }
 }

@@ -5,6 +5,7 @@ import signal
 
 import pytest
 
+import bed as bedmod
 from checks import MB, assert_transfer_ok, server_reports
 
 pytestmark = pytest.mark.e2e_timeout(120)
@@ -33,6 +34,19 @@ def test_sigterm_restores_router_state(bed, tcp_server):
     assert rc == 0, "daemon exit code %s after SIGTERM" % rc
     after = bed.snapshot("rtr")
     assert after == before, "router state differs after SIGTERM:\n" + diff_snapshots(before, after)
+
+
+def test_port_range_over_local_ports_is_a_clear_start_error(bed):
+    """A port_range that overlaps the kernel's local ports (32768-60999 in the router's
+    namespace) would have the router's own connections reset as stray subflows: the daemon
+    refuses to start, says why, and leaves nothing behind."""
+    before = bed.snapshot("rtr")
+    with pytest.raises(bedmod.BedError, match=r"mpconv exited early \(rc=1\)"):
+        bed.daemon(extra_main={"port_range": "50000-65535"})
+    log = bed.daemons[-1].log_text()
+    assert "option port_range '50000-65535' overlaps the kernel's local ports 32768-60999" \
+        in log, log
+    assert bed.snapshot("rtr") == before, "a daemon that refused to start changed the router"
 
 
 RAW_TABLE = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
