@@ -691,29 +691,22 @@ fn uplink_down_moves_traffic_and_comes_back() {
     );
     assert_eq!((r.flags, r.seq, r.payload_len), (RST, 1001, 0));
     // A SYN to that port is answered RST|ACK acknowledging it; a reset is never answered.
-    let mut syn = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP0, port),
-        seq: 77,
-        ack: 0,
-        flags: SYN,
-        opts: OptWriter::new(),
-        payload: vec![],
-    });
-    e.handle(15, Side::Uplink(0), &mut syn);
+    let bare = |seq, flags| {
+        build(&Pkt {
+            src: (SERVER, 80),
+            dst: (UP0, port),
+            seq,
+            ack: 0,
+            flags,
+            opts: OptWriter::new(),
+            payload: vec![],
+        })
+    };
+    e.handle(15, Side::Uplink(0), &mut bare(77, SYN));
     let out = drain(&mut e);
     let r = IpTcp::parse(&out[0].1).unwrap();
     assert_eq!((r.flags, r.seq, r.ack), (RST | ACK, 0, 78));
-    let mut rst = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP0, port),
-        seq: 5001,
-        ack: 0,
-        flags: RST,
-        opts: OptWriter::new(),
-        payload: vec![],
-    });
-    e.handle(16, Side::Uplink(0), &mut rst);
+    e.handle(16, Side::Uplink(0), &mut bare(5001, RST));
     assert!(drain(&mut e).is_empty());
     assert_eq!(
         (e.counters().pkt_unknown, e.counters().stray_rst_tx),

@@ -622,17 +622,13 @@ impl Engine {
             self.reset_stray(u, p);
             return Verdict::Drop;
         };
-        if self
-            .table
-            .get(slot)
-            .is_none_or(|c| c.remote != SocketAddr::new(p.src, p.sport))
-        {
-            self.reset_stray(u, p);
-            return Verdict::Drop;
-        }
         let Some((conn, mut ctx)) = self.split(now, slot) else {
             return Verdict::Drop;
         };
+        if conn.remote != SocketAddr::new(p.src, p.sport) {
+            self.reset_stray(u, p);
+            return Verdict::Drop;
+        }
         let (v, after) = wan::packet(&mut ctx, conn, si, pkt, p);
         if after.remove {
             self.table.remove(slot);
