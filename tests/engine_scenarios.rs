@@ -47,6 +47,10 @@ struct Pkt {
 }
 
 fn build(p: &Pkt) -> Vec<u8> {
+    build_win(p, 1000)
+}
+
+fn build_win(p: &Pkt, window: u16) -> Vec<u8> {
     let mut buf = vec![0u8; 2048];
     let spec = TcpSpec {
         src: IpAddr::V4(p.src.0),
@@ -56,7 +60,7 @@ fn build(p: &Pkt) -> Vec<u8> {
         seq: p.seq,
         ack: p.ack,
         flags: p.flags,
-        window: 1000,
+        window,
         ttl: 64,
         tos: 0,
         ip_id: 1,
@@ -99,7 +103,12 @@ fn handshake() -> (Engine, u16, u64) {
     handshake_on(engine())
 }
 
-fn handshake_on(mut e: Engine) -> (Engine, u16, u64) {
+fn handshake_on(e: Engine) -> (Engine, u16, u64) {
+    handshake_scaled(e, None)
+}
+
+/// [`handshake_on`], both SYNs with window scale `ws` when given.
+fn handshake_scaled(mut e: Engine, ws: Option<u8>) -> (Engine, u16, u64) {
     let mut syn = build(&Pkt {
         src: (CLIENT, 40000),
         dst: (SERVER, 80),
@@ -109,6 +118,9 @@ fn handshake_on(mut e: Engine) -> (Engine, u16, u64) {
         opts: {
             let mut w = OptWriter::new();
             w.mss(1460);
+            if let Some(ws) = ws {
+                w.wscale(ws);
+            }
             w
         },
         payload: vec![],
@@ -148,6 +160,9 @@ fn handshake_on(mut e: Engine) -> (Engine, u16, u64) {
                 checksum: None,
             }));
             w.mss(1460);
+            if let Some(ws) = ws {
+                w.wscale(ws);
+            }
             w
         },
         payload: vec![],
@@ -754,4 +769,100 @@ fn backup_uplink_and_handover() {
     e.handle(10, Side::Lan, &mut host_data(1201, 100));
     assert_eq!(data_dests(&drain(&mut e)), vec![Dest::Uplink(0)]);
     assert_eq!(e.handover(11, 1), Err("uplink 'lte' is down".into()));
+}
+
+/// The DATA_ACK (low 32 bits) and window of a segment.
+fn data_ack_and_window(pkt: &[u8]) -> (u32, u16) {
+    let p = IpTcp::parse(pkt).unwrap();
+    let a = mptcp_opts(pkt)
+        .iter()
+        .find_map(|o| match o {
+            MptcpOption::Dss(Dss {
+                data_ack: Some(a), ..
+            }) => Some(*a as u32),
+            _ => None,
+        })
+        .expect("a DATA_ACK");
+    (a, p.window)
+}
+
+#[test]
+fn a_subflow_that_does_not_move_keeps_the_servers_window_edge() {
+    let (mut e, port, key) = handshake();
+    let (_, server_idsn) = crypto::token_idsn(SERVER_KEY);
+    let (_, local_idsn) = crypto::token_idsn(key);
+    let (jport, jisn) = confirm_and_join(&mut e, port, key);
+    establish_join(&mut e, jport, jisn, key);
+    drain(&mut e);
+    let d0 = (server_idsn + 1) as u32;
+    let ack = |e: &mut Engine, t, ack, win| {
+        let mut a = build_win(
+            &Pkt {
+                src: (CLIENT, 40000),
+                dst: (SERVER, 80),
+                seq: 1001,
+                ack,
+                flags: ACK,
+                opts: OptWriter::new(),
+                payload: vec![],
+            },
+            win,
+        );
+        e.handle(t, Side::Lan, &mut a);
+        drain(e)
+    };
+    // The host has the first 100 bytes (from subflow 0); its window ends at 100 + 1000.
+    let out = ack(&mut e, 6, 5101, 1000);
+    let on0 = out.iter().find(|o| o.0 == Dest::Uplink(0)).unwrap();
+    assert_eq!(data_ack_and_window(&on0.1), (d0 + 100, 1000));
+    // 100 bytes on the join; the host takes them without reading: same edge, window 900.
+    let mut j = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP1, jport),
+        seq: 9001,
+        ack: jisn + 1,
+        flags: ACK,
+        opts: dss(local_idsn + 1, server_idsn + 101, 1, 100),
+        payload: vec![2; 100],
+    });
+    e.handle(7, Side::Uplink(1), &mut j);
+    drain(&mut e);
+    let out = ack(&mut e, 8, 5201, 900);
+    let on0 = out.iter().find(|o| o.0 == Dest::Uplink(0)).unwrap();
+    let on1 = out.iter().find(|o| o.0 == Dest::Uplink(1)).unwrap();
+    // The join moved on (its 100 bytes are delivered): the latest DATA_ACK, window 900.
+    assert_eq!(IpTcp::parse(&on1.1).unwrap().ack, 9101);
+    assert_eq!(data_ack_and_window(&on1.1), (d0 + 200, 900));
+    // Subflow 0 did not: its server keeps the window of 1000 it holds and would add it to
+    // a DATA_ACK of 200 (an edge 100 bytes beyond the host's). It gets the DATA_ACK that
+    // window belongs to.
+    assert_eq!(IpTcp::parse(&on0.1).unwrap().ack, 5101);
+    assert_eq!(data_ack_and_window(&on0.1), (d0 + 100, 1000));
+}
+
+#[test]
+fn a_join_syn_carries_the_hosts_window_unscaled() {
+    // Scale 7: the host's window field of 1000 is 128 000 bytes, which a SYN (never scaled,
+    // RFC 7323 §2.2) can only say as 65 535.
+    let (mut e, port, key) = handshake_scaled(engine(), Some(7));
+    let (_, server_idsn) = crypto::token_idsn(SERVER_KEY);
+    let (_, local_idsn) = crypto::token_idsn(key);
+    let mut d0 = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP0, port),
+        seq: 5001,
+        ack: 1001,
+        flags: ACK,
+        opts: dss(local_idsn + 1, server_idsn + 1, 1, 100),
+        payload: vec![1; 100],
+    });
+    e.handle(3, Side::Uplink(0), &mut d0);
+    let out = drain(&mut e);
+    let join = out
+        .iter()
+        .find(|o| o.0 == Dest::Uplink(1))
+        .expect("join SYN");
+    let p = IpTcp::parse(&join.1).unwrap();
+    assert_eq!(p.flags, SYN);
+    assert_eq!(p.window, 0xffff);
 }

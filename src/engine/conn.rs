@@ -6,6 +6,7 @@
 //! DSS mappings; it is shown to the LAN host in a TCP space that is the data-level space shifted
 //! by a constant, so every subflow's bytes land where they belong in the host's stream.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 
 use super::Micros;
@@ -188,15 +189,34 @@ impl RecvTable {
     /// arrived early on a fast subflow is thus acknowledged on that subflow although the host
     /// still waits for a slower one (no spurious retransmissions); the data-level ACK stays the
     /// host's own. Acknowledged bytes leave the table.
-    pub fn advance(&mut self, acked: u32, dack: u64, dsacks: &[(u64, u64)]) -> u32 {
+    ///
+    /// Bytes at or beyond `edge`, the right edge of the host's window (data level), count as
+    /// held too: the host drops them, and were they left unacknowledged on the subflow, a
+    /// sender that queues its data-level retransmissions behind them (Linux re-sends lost data
+    /// only on a subflow with nothing outstanding) would wait for ever. Acknowledged on the
+    /// subflow but not at the data level, they are sent again at the data level (RFC 8684
+    /// §3.3.6: the sender keeps data until the DATA_ACK covers it). Returns the new ACK and how
+    /// many of the bytes it covers lie beyond the edge.
+    pub fn advance(
+        &mut self,
+        acked: u32,
+        dack: u64,
+        dsacks: &[(u64, u64)],
+        edge: u64,
+    ) -> (u32, u32) {
         let mut ack = acked;
         let mut drop = 0;
+        let mut beyond = 0u32;
         while drop < self.e.len() {
             let e = self.e[drop];
             if e.ssn != ack {
                 break;
             }
-            let held = held_prefix(e.dsn, e.dsn + e.len as u64, dack, dsacks);
+            let end = e.dsn + e.len as u64;
+            let held = held_prefix(e.dsn, end, dack, dsacks, edge);
+            if end > edge {
+                beyond += held - held_prefix(e.dsn, end, dack, dsacks, u64::MAX);
+            }
             if held == e.len {
                 ack = e.ssn.wrapping_add(e.len);
                 drop += 1;
@@ -215,7 +235,7 @@ impl RecvTable {
         if drop > 0 {
             self.e.drain(..drop);
         }
-        ack
+        (ack, beyond)
     }
 
     /// The SSN ranges of this subflow that the LAN host holds although the subflow's cumulative
@@ -263,13 +283,15 @@ impl RecvTable {
 
 /// How many bytes from `s` (up to `t`) the LAN host holds, given its cumulative ACK `dack` and
 /// its SACK blocks (data sequence numbers).
-fn held_prefix(s: u64, t: u64, dack: u64, dsacks: &[(u64, u64)]) -> u32 {
+fn held_prefix(s: u64, t: u64, dack: u64, dsacks: &[(u64, u64)], edge: u64) -> u32 {
     let mut pos = s;
     loop {
         let next = if pos < dack {
             dack
         } else if let Some(&(_, r)) = dsacks.iter().find(|&&(l, r)| l <= pos && pos < r) {
             r
+        } else if pos >= edge {
+            t
         } else {
             break;
         };
@@ -313,6 +335,18 @@ impl MapCache {
     }
 }
 
+/// What the server's TCP holds as our window on one subflow, as far as we can tell (see
+/// [`Conn::advertise`]). Cells: the segment builders see the subflow through shared borrows.
+#[derive(Clone, Debug, Default)]
+pub struct WinAdv {
+    /// Something was advertised, and the highest subflow ACK and sequence number sent since.
+    known: Cell<bool>,
+    ack: Cell<u32>,
+    seq: Cell<u32>,
+    /// Upper bound of the server's window for the subflow, bytes.
+    held: Cell<u64>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Subflow {
     pub uplink: u8,
@@ -337,6 +371,11 @@ pub struct Subflow {
     /// Last TSval from the server on this subflow, and our offset to the LAN host's clock view.
     pub ts_recent: u32,
     pub ts_off: u32,
+    /// RFC 7323 §4.3 TS.Recent: the TSval of the latest server segment that reached our ACK
+    /// point on this subflow (a retransmission filling a hole, the first segment after a pause).
+    pub ts_left: u32,
+    /// Our window as the server holds it on this subflow.
+    pub adv: WinAdv,
     /// Server's window scale on this subflow.
     pub wscale: u8,
     /// The server made this subflow a backup (MP_PRIO or the B bit of its join).
@@ -475,6 +514,8 @@ impl Subflow {
             fin: None,
             fin_sent: false,
             ts_recent: 0,
+            ts_left: 0,
+            adv: WinAdv::default(),
             ts_off: 0,
             wscale: 0,
             backup: false,
@@ -574,6 +615,8 @@ pub struct Conn {
     pub sack: bool,
     /// Window scale the LAN host was told (the initial subflow's server scale).
     pub s_wscale: u8,
+    /// Scale of the LAN host's own windows (its offer, if the server's SYN/ACK had one too).
+    pub c_scale: u8,
     /// Last TSval from the LAN host (echoed back to it), highest TSval sent to it.
     pub c_ts_recent: u32,
     /// Last TSecr from the LAN host: the server's clock (initial subflow's view) of the segment
@@ -594,8 +637,12 @@ pub struct Conn {
     pub data_ack_sent: u64,
     /// Last cumulative ACK from the LAN host (its TCP space).
     pub c_ack: u32,
+    /// When the LAN host's data-level ACK last moved.
+    pub dack_at: Micros,
     /// Last window the LAN host advertised (unscaled value as on the wire).
     pub c_win: u16,
+    /// The right edge of the LAN host's window (data level), once it acknowledged anything.
+    pub c_edge: Option<u64>,
     /// Server's DATA_FIN (data sequence number of the FIN).
     pub s_data_fin: Option<u64>,
     /// The LAN host sent its FIN (sequence number of the FIN).
@@ -633,6 +680,7 @@ impl Conn {
             ts: false,
             sack: false,
             s_wscale: 0,
+            c_scale: 0,
             c_ts_recent: 0,
             c_tsecr: 0,
             ts_to_client: 0,
@@ -646,7 +694,9 @@ impl Conn {
             data_acked: 0,
             data_ack_sent: 0,
             c_ack: 0,
+            dack_at: now,
             c_win: 0,
+            c_edge: None,
             s_data_fin: None,
             c_fin: None,
             c_fin_acked: false,
@@ -669,12 +719,74 @@ impl Conn {
 
     /// The TSecr for a segment on `sub`: the LAN host's echo moved to this subflow's clock, so
     /// the server measures the true round trip of the data acknowledged (RFC 7323 §4.1); before
-    /// the host echoed anything, the subflow's latest TSval.
+    /// the host echoed anything, the subflow's latest TSval. While the host waits for a hole it
+    /// echoes the segment before the hole, ever older; the subflow's own TS.Recent is then the
+    /// later one, else a subflow acknowledging what the host holds beyond the hole would give
+    /// its server round trips as long as the wait (and retransmission timeouts to match).
     pub fn ecr_for(&self, sub: &Subflow) -> u32 {
         if self.c_tsecr == 0 {
-            sub.ts_recent
+            return sub.ts_recent;
+        }
+        let host = self.c_tsecr.wrapping_sub(sub.ts_off);
+        if crate::wire::seq::seq_gt(sub.ts_left, host) {
+            sub.ts_left
         } else {
-            self.c_tsecr.wrapping_sub(sub.ts_off)
+            host
+        }
+    }
+
+    /// The DATA_ACK and the window field for a segment with sequence number `seq` and ACK
+    /// `ack` on `sub`, when the data-level ACK is `dack`.
+    ///
+    /// The data-level window ends at DATA_ACK + window (RFC 8684 §3.3.5), but a TCP takes a
+    /// subflow's window only from segments that move it on (SND.WL1/WL2, RFC 9293 §3.10.7.4;
+    /// Linux lets a duplicate only widen it), and Linux adds the window it holds for the
+    /// subflow to the DATA_ACK of every segment there, and widens that window to the
+    /// data-level one when it sends on the subflow. Were the DATA_ACK of a segment that does
+    /// not move the subflow on the latest, the server would place data beyond the LAN host's
+    /// window, which the host drops. Such a segment carries instead the DATA_ACK that the
+    /// window the server holds belongs to: DATA_ACK + window stays the host's edge. (Another
+    /// subflow, or a later segment, carries the latest DATA_ACK.)
+    pub fn advertise(&self, sub: &Subflow, seq: u32, ack: u32, dack: u64) -> (u64, u16) {
+        let Some(edge) = self.c_edge else {
+            return (dack, self.c_win);
+        };
+        let a = &sub.adv;
+        let edge = edge.max(dack);
+        let moves = !a.known.get()
+            || crate::wire::seq::seq_gt(ack, a.ack.get())
+            || crate::wire::seq::seq_gt(seq, a.seq.get());
+        let d = if moves {
+            dack
+        } else {
+            dack.min(edge.saturating_sub(a.held.get()))
+        };
+        let field = ((edge - d) >> self.c_scale).min(0xffff);
+        let w = field << self.c_scale;
+        if moves || w > a.held.get() {
+            a.held.set(w);
+        }
+        if !a.known.get() || crate::wire::seq::seq_gt(ack, a.ack.get()) {
+            a.ack.set(ack);
+        }
+        if !a.known.get() || crate::wire::seq::seq_gt(seq, a.seq.get()) {
+            a.seq.set(seq);
+        }
+        a.known.set(true);
+        (d, field as u16)
+    }
+
+    /// The window field for a segment without DATA_ACK (see [`Conn::advertise`]).
+    pub fn window_on(&self, sub: &Subflow, seq: u32, ack: u32) -> u16 {
+        self.advertise(sub, seq, ack, self.data_ack_sent).1
+    }
+
+    /// Server data at data sequence number `dsn` arrived on `sub`: sending it, the server
+    /// widened its window for the subflow to its data-level edge (at most the host's).
+    pub fn widened(&self, sub: &Subflow, dsn: u64) {
+        if let Some(edge) = self.c_edge {
+            let a = &sub.adv;
+            a.held.set(a.held.get().max(edge.saturating_sub(dsn)));
         }
     }
 
@@ -750,8 +862,8 @@ mod tests {
         assert!(t.insert(1000, 1300, 5300, 100));
         assert_eq!(t.entries().len(), 2);
         // The host has everything below DSN 5400 (the hole came over another subflow).
-        assert_eq!(t.advance(1000, 5150, &[]), 1150);
-        assert_eq!(t.advance(1150, 5400, &[]), 1200);
+        assert_eq!(t.advance(1000, 5150, &[], u64::MAX).0, 1150);
+        assert_eq!(t.advance(1150, 5400, &[], u64::MAX).0, 1200);
         let mut out = [(0, 0); 4];
         let n = t.sack_blocks(1200, 5400, &[], &mut out);
         assert_eq!(&out[..n], &[(1300, 1400)]);
@@ -798,7 +910,10 @@ mod tests {
         let mut t = RecvTable::default();
         let s = u32::MAX - 50;
         assert!(t.insert(s, s, 1 << 40, 100));
-        assert_eq!(t.advance(s, (1 << 40) + 100, &[]), s.wrapping_add(100));
+        assert_eq!(
+            t.advance(s, (1 << 40) + 100, &[], u64::MAX).0,
+            s.wrapping_add(100)
+        );
         assert!(t.is_empty());
     }
 
@@ -812,11 +927,81 @@ mod tests {
         let mut out = [(0, 0); 4];
         let n = t.sack_blocks(0, 50, &[(300, 400)], &mut out);
         assert_eq!(&out[..n], &[(100, 200)]);
-        assert_eq!(t.advance(0, 50, &[(300, 400)]), 0);
+        assert_eq!(t.advance(0, 50, &[(300, 400)], u64::MAX).0, 0);
         // The host SACKs 100..200 too: the subflow's first range is held, its ACK advances
         // over both ranges although the data-level ACK is still 50.
-        assert_eq!(t.advance(0, 50, &[(100, 200), (300, 400)]), 200);
+        assert_eq!(t.advance(0, 50, &[(100, 200), (300, 400)], u64::MAX).0, 200);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn bytes_beyond_the_hosts_window_count_as_held() {
+        let mut t = RecvTable::default();
+        // SSN 0..200 carries DSN 1000..1200.
+        assert!(t.insert(0, 0, 1000, 200));
+        // The host has nothing of it, and its window ends inside: nothing to acknowledge.
+        assert_eq!(t.advance(0, 900, &[], 1050), (0, 0));
+        // It holds up to DSN 1050 and its window ends there: the 150 bytes beyond it are
+        // acknowledged too (it dropped them; the data level sends them again).
+        assert_eq!(t.advance(0, 1050, &[], 1050), (200, 150));
+        assert!(t.is_empty());
+        // Bytes it holds beyond its edge (SACKed) are not counted as beyond.
+        assert!(t.insert(200, 200, 1200, 100));
+        assert_eq!(t.advance(200, 1100, &[(1200, 1250)], 1150), (300, 50));
+    }
+
+    fn conn_with_sub() -> (Conn, Subflow) {
+        let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let mut c = Conn::new(a, a, a, 0);
+        c.c_scale = 4;
+        c.c_win = 100;
+        (c, Subflow::new(0, 1, 0))
+    }
+
+    #[test]
+    fn advertise_before_the_host_acknowledged_anything() {
+        let (c, s) = conn_with_sub();
+        assert_eq!(c.advertise(&s, 1, 1, 500), (500, 100));
+    }
+
+    #[test]
+    fn a_segment_that_does_not_move_the_subflow_keeps_the_edge() {
+        let (mut c, s) = conn_with_sub();
+        // The host's window ends at DSN 10_000 + 1600; a segment that moves the subflow on
+        // (a new ACK) carries the latest DATA_ACK and the window in 16-byte units.
+        c.c_edge = Some(11_600);
+        assert_eq!(c.advertise(&s, 1, 100, 10_000), (10_000, 100));
+        // The host acknowledged 800 more bytes without reading (its edge stays), and this
+        // subflow's ACK did not move: the server would keep the window of 1600 it holds, so
+        // the DATA_ACK is the one that window belongs to.
+        assert_eq!(c.advertise(&s, 1, 100, 10_800), (10_000, 100));
+        // The host read: the edge moves by 3200, a wider window is taken from any segment.
+        c.c_edge = Some(14_800);
+        assert_eq!(c.advertise(&s, 1, 100, 10_800), (10_800, 250));
+        // The subflow moves on: the latest DATA_ACK with the window from there.
+        assert_eq!(c.advertise(&s, 1, 200, 12_000), (12_000, 175));
+        // The host acknowledged more, the subflow did not move: as before.
+        assert_eq!(c.advertise(&s, 1, 200, 12_800), (12_000, 175));
+        // Server data at DSN 11_000 (sent again) arrived here: sending it, the server widened
+        // its window for the subflow to the data-level edge, 3800 from there.
+        c.widened(&s, 11_000);
+        assert_eq!(c.advertise(&s, 1, 200, 12_800), (11_000, 237));
+    }
+
+    #[test]
+    fn tsecr_is_the_later_of_the_hosts_echo_and_the_subflows_ts_recent() {
+        let (mut c, mut s) = conn_with_sub();
+        s.ts_off = 1000;
+        s.ts_recent = 9000;
+        s.ts_left = 5000;
+        c.c_tsecr = 7000; // 6000 on this subflow's clock: later than its TS.Recent
+        assert_eq!(c.ecr_for(&s), 6000);
+        // The host keeps echoing the segment before a hole; a retransmission filled this
+        // subflow's ACK point meanwhile.
+        s.ts_left = 8500;
+        assert_eq!(c.ecr_for(&s), 8500);
+        c.c_tsecr = 0;
+        assert_eq!(c.ecr_for(&s), 9000);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::conn::{Conn, ConnState, SubState, Subflow};
 use super::emit;
-use super::{sched, Ctx, Dest, Verdict};
+use super::{sched, Ctx, Dest, Micros, Verdict};
 use crate::wire::mptcp::{Dss, Mapping, MpCapable, MptcpOption, MPC_A, MPC_H};
 use crate::wire::packet::{IpTcp, ACK, FIN, PSH, RST, SYN};
 use crate::wire::tcpopt::{OptWriter, TcpOptions};
@@ -82,10 +82,12 @@ pub fn send_request(ctx: &mut Ctx, conn: &mut Conn) {
     let psum = checksum::sum(req, 0);
     let dsn = conn.local_idsn.wrapping_add(1);
     let csum = conn.csum.then(|| dss_csum(dsn, 1, req.len() as u16, psum));
+    let seq = conn.c_isn.wrapping_add(1);
+    let (dack, win) = conn.advertise(sub, seq, sub.rcv_ack, conn.data_ack_sent);
     let opt = if conn.confirmed {
         MptcpOption::Dss(Dss {
             data_fin: false,
-            data_ack: Some(conn.data_ack_sent & 0xffff_ffff),
+            data_ack: Some(dack & 0xffff_ffff),
             ack64: false,
             mapping: Some(Mapping {
                 dsn: dsn & 0xffff_ffff,
@@ -106,13 +108,8 @@ pub fn send_request(ctx: &mut Ctx, conn: &mut Conn) {
         })
     };
     emit::mptcp(&mut w, &opt);
-    let spec = ctx.spec_forged(
-        conn,
-        sub,
-        conn.c_isn.wrapping_add(1),
-        sub.rcv_ack,
-        ACK | PSH,
-    );
+    let mut spec = ctx.spec_forged(conn, sub, seq, sub.rcv_ack, ACK | PSH);
+    spec.window = win;
     emit::segment(
         ctx.tx,
         ctx.counters,
@@ -223,11 +220,15 @@ pub fn fastclose_all(ctx: &mut Ctx, conn: &Conn) {
                 transient: false,
             },
         );
-        ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, RST | ACK, &w);
+        ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, RST | ACK, None, &w);
         ctx.counters.mp_fastclose_tx += 1;
         ctx.counters.mp_rst_tx += 1;
     }
 }
+
+/// How long the LAN host may wait for a hole with room in its window before server bytes
+/// beyond that window are acknowledged on their subflows.
+const HOLE_STALL: Micros = 1_000_000;
 
 /// Convert one segment of an MPTCP connection (paper §3.3 forwarding, §3.4–3.5 ACKs).
 fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
@@ -251,8 +252,12 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
     };
     let dup = payload.is_empty() && !fin && p.ack == conn.c_ack;
     conn.c_ack = p.ack;
+    if p.flags & ACK != 0 {
+        conn.c_edge = Some(dack + ((p.window as u64) << conn.c_scale));
+    }
     if dack > conn.data_ack_sent {
         conn.data_ack_sent = dack;
+        conn.dack_at = ctx.now;
     }
     let mut dsacks = [(0u64, 0u64); 4];
     let nds = opts.sack_n.min(4);
@@ -260,6 +265,17 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         *d = (conn.dsn_of_tsn(l), conn.dsn_of_tsn(r));
     }
     let dsacks = &dsacks[..nds];
+    // A server sends now and then beyond the window (Linux does, see `Conn::advertise`), and
+    // the host drops those bytes. Normally the subflow sends them again and the window has
+    // opened by then. But when the host has waited a while with room in its window, the bytes
+    // beyond it may be what keeps the missing ones queued behind on their subflow: then they
+    // count as held (see `RecvTable::advance`).
+    let stalled =
+        p.flags & ACK != 0 && p.window != 0 && ctx.now.saturating_sub(conn.dack_at) >= HOLE_STALL;
+    let edge = match conn.c_edge {
+        Some(e) if stalled => e,
+        _ => u64::MAX,
+    };
 
     // Project onto every subflow (paper §3.5).
     let mut acks = [0u32; super::conn::MAX_SUBFLOWS];
@@ -274,11 +290,12 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         // server's subflows empty and it sends the missing data again — Linux re-sends lost
         // data only on a subflow with nothing outstanding. The data-level ACK stays the
         // host's own: what it misses is still sent again at the data level.
-        let mut ack = if dup && !conn.sack {
-            sub.recv.advance(sub.rcv_ack, u64::MAX, &[])
+        let (mut ack, beyond) = if dup && !conn.sack {
+            sub.recv.advance(sub.rcv_ack, u64::MAX, &[], u64::MAX)
         } else {
-            sub.recv.advance(sub.rcv_ack, dack, dsacks)
+            sub.recv.advance(sub.rcv_ack, dack, dsacks, edge)
         };
+        ctx.counters.recv_beyond_window += beyond as u64;
         if sub.recv.is_empty() && sub.fin == Some(ack) {
             ack = ack.wrapping_add(1);
         }
@@ -442,6 +459,7 @@ fn emit_on(
     }
     let (payload, fin) = (seg.data, seg.fin);
     let dlen = payload.len() as u32 + fin as u32;
+    let (adv_dack, win) = conn.advertise(sub, seg.sseq, ack, dack);
     if !conn.confirmed && !fin && si == 0 && (payload.is_empty() || seg.rel == 1) {
         // Keys until the server's first DSS: on pure ACKs the 20-byte form, on the first data
         // the 22/24-byte form, which maps DSN IDSN+1 to SSN 1.
@@ -483,7 +501,7 @@ fn emit_on(
             &mut w,
             &MptcpOption::Dss(Dss {
                 data_fin: fin,
-                data_ack: Some(dack & 0xffff_ffff),
+                data_ack: Some(adv_dack & 0xffff_ffff),
                 ack64: false,
                 mapping,
             }),
@@ -495,7 +513,7 @@ fn emit_on(
         w.sack(&blocks[..n]);
     }
     let flags = (p.flags & !FIN) | if fin { FIN } else { 0 };
-    let spec = ctx.spec_to_server(conn, sub, seg.sseq, ack, flags, p.window, p);
+    let spec = ctx.spec_to_server(conn, sub, seg.sseq, ack, flags, win, p);
     let dest = Dest::Uplink(sub.uplink);
     emit::segment(
         ctx.tx,
@@ -608,6 +626,7 @@ pub fn pure_ack(
     if conn.ts {
         w.ts(conn.c_ts_recent, conn.ecr_for(sub));
     }
+    let (dack, win) = conn.advertise(sub, sub.snd_nxt, sub.rcv_ack, dack);
     emit::mptcp(
         &mut w,
         &MptcpOption::Dss(Dss {
@@ -619,7 +638,7 @@ pub fn pure_ack(
     );
     w.sack(sacks);
     let flags = ACK | if fin { FIN } else { 0 };
-    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, flags, &w);
+    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, flags, Some(win), &w);
 }
 
 /// Zeros for [`plug_orphans`].
@@ -712,11 +731,12 @@ pub fn plug_orphans(ctx: &mut Ctx, conn: &mut Conn, si: u8) {
             if conn.ts {
                 w.ts(conn.c_ts_recent, conn.ecr_for(sub));
             }
+            let (dack, win) = conn.advertise(sub, ssn, sub.rcv_ack, conn.data_ack_sent);
             emit::mptcp(
                 &mut w,
                 &MptcpOption::Dss(Dss {
                     data_fin: false,
-                    data_ack: Some(conn.data_ack_sent & 0xffff_ffff),
+                    data_ack: Some(dack & 0xffff_ffff),
                     ack64: false,
                     mapping: Some(Mapping {
                         dsn: dsn & 0xffff_ffff,
@@ -727,7 +747,8 @@ pub fn plug_orphans(ctx: &mut Ctx, conn: &mut Conn, si: u8) {
                     }),
                 }),
             );
-            let spec = ctx.spec_forged(conn, sub, ssn, sub.rcv_ack, ACK);
+            let mut spec = ctx.spec_forged(conn, sub, ssn, sub.rcv_ack, ACK);
+            spec.window = win;
             emit::segment(
                 ctx.tx,
                 ctx.counters,

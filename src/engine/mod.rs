@@ -372,7 +372,13 @@ impl Ctx<'_> {
             seq,
             ack,
             flags,
-            window: conn.c_win,
+            // The window of a SYN is never scaled (RFC 7323 §2.2): a join's SYN carries the
+            // host's window in bytes, as far as 16 bits go.
+            window: if flags & SYN != 0 {
+                ((conn.c_win as u32) << conn.c_scale).min(0xffff) as u16
+            } else {
+                conn.c_win
+            },
             ttl: 64,
             tos: 0,
             ip_id: self.next_id(),
@@ -381,7 +387,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Queue a segment without data that the converter makes itself on subflow `sub`.
+    /// Queue a segment without data that the converter makes itself on subflow `sub`, with
+    /// the window field `win` (see [`Conn::advertise`]; SYNs and resets: the host's).
+    #[allow(clippy::too_many_arguments)]
     pub fn control(
         &mut self,
         conn: &Conn,
@@ -389,9 +397,13 @@ impl Ctx<'_> {
         seq: u32,
         ack: u32,
         flags: u8,
+        win: Option<u16>,
         opts: &OptWriter,
     ) -> bool {
-        let spec = self.spec_forged(conn, sub, seq, ack, flags);
+        let mut spec = self.spec_forged(conn, sub, seq, ack, flags);
+        if let Some(win) = win {
+            spec.window = win;
+        }
         emit::segment(
             self.tx,
             self.counters,
@@ -1164,7 +1176,7 @@ fn join_syn(ctx: &mut Ctx, conn: &Conn, sub: &Subflow) {
         }),
     );
     ctx.counters.mp_join_syn_tx += 1;
-    ctx.control(conn, sub, sub.isn, 0, packet::SYN, &w);
+    ctx.control(conn, sub, sub.isn, 0, packet::SYN, None, &w);
 }
 
 /// A pure ACK on subflow `sub` (with the data-level ACK) that carries `opt`: MP_PRIO on the
@@ -1174,17 +1186,26 @@ fn signal(ctx: &mut Ctx, conn: &Conn, sub: &Subflow, opt: MptcpOption) {
     if conn.ts {
         w.ts(conn.c_ts_recent, conn.ecr_for(sub));
     }
+    let (dack, win) = conn.advertise(sub, sub.snd_nxt, sub.rcv_ack, conn.data_ack_sent);
     emit::mptcp(
         &mut w,
         &MptcpOption::Dss(wire::mptcp::Dss {
             data_fin: false,
-            data_ack: Some(conn.data_ack_sent & 0xffff_ffff),
+            data_ack: Some(dack & 0xffff_ffff),
             ack64: false,
             mapping: None,
         }),
     );
     emit::mptcp(&mut w, &opt);
-    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, packet::ACK, &w);
+    ctx.control(
+        conn,
+        sub,
+        sub.snd_nxt,
+        sub.rcv_ack,
+        packet::ACK,
+        Some(win),
+        &w,
+    );
 }
 
 /// A fixed ring of packet buffers, allocated once.

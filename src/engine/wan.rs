@@ -41,7 +41,7 @@ pub fn packet(ctx: &mut Ctx, conn: &mut Conn, si: u8, pkt: &[u8], p: &IpTcp) -> 
                 // in TIME-WAIT. Reset it with the sequence number it expects, as a TCP in
                 // SYN-SENT does (RFC 9293 §3.10.7.3), and send the SYN again.
                 if let Some(s0) = conn.sub(0) {
-                    ctx.control(conn, s0, p.ack, 0, RST, &OptWriter::new());
+                    ctx.control(conn, s0, p.ack, 0, RST, None, &OptWriter::new());
                     lan::syn(ctx, conn, conn.c_win, 64);
                 }
             } else if p.flags & RST != 0 {
@@ -90,6 +90,8 @@ fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) -> bool 
         None
     };
     conn.s_wscale = ws.unwrap_or(0);
+    // Both SYNs had a scale: the host's windows are scaled from now on (RFC 7323 §2.2).
+    conn.c_scale = ws.and(conn.c_wscale).unwrap_or(0);
     let mut mss = opts.mss.unwrap_or(536).min(ctx.mss_limit(0, p.v6));
     match mpc {
         Some((key, flags)) => {
@@ -115,7 +117,7 @@ fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) -> bool 
                 conn.remote
             );
             if let Some(s0) = conn.sub(0) {
-                ctx.control(conn, s0, p.ack, 0, RST, &OptWriter::new());
+                ctx.control(conn, s0, p.ack, 0, RST, None, &OptWriter::new());
             }
             conn.c_ack = conn.s_isn.wrapping_add(1);
             reset_client(ctx, conn, p.ttl);
@@ -149,6 +151,7 @@ fn synack(ctx: &mut Ctx, conn: &mut Conn, opts: &TcpOptions, p: &IpTcp) -> bool 
         sub.wscale = s_wscale;
         if let Some((val, _)) = opts.ts {
             sub.ts_recent = val;
+            sub.ts_left = val;
         }
     }
     let mut w = OptWriter::new();
@@ -256,6 +259,9 @@ fn mptcp(
     }
     if let (Some(sub), Some((val, _))) = (conn.sub_mut(si), opts.ts) {
         sub.ts_recent = val;
+        if seq::seq_le(p.seq, sub.rcv_ack) && seq::seq_ge(val, sub.ts_left) {
+            sub.ts_left = val;
+        }
     }
     let now = ctx.now;
     let mut sub_acked = false;
@@ -388,6 +394,9 @@ fn mptcp(
                 }
             }
         }
+        if let Some(sub) = conn.sub(si) {
+            conn.widened(sub, dsn);
+        }
         let Some(sub) = conn.sub_mut(si) else { return };
         if !sub.recv.insert(sub.rcv_ack, p.seq, dsn, n as u32) {
             ctx.counters.recv_table_full += 1;
@@ -400,7 +409,7 @@ fn mptcp(
                 conn.data_ack_sent = base;
             }
             if let Some(sub) = conn.sub_mut(si) {
-                sub.rcv_ack = sub.recv.advance(sub.rcv_ack, base, &[]);
+                sub.rcv_ack = sub.recv.advance(sub.rcv_ack, base, &[], u64::MAX).0;
             }
             if let Some(sub) = conn.sub(si) {
                 lan::pure_ack(ctx, conn, sub, base, &[], false);
@@ -569,6 +578,7 @@ fn join_synack(
     sub.wscale = if scaled { opts.wscale.unwrap_or(0) } else { 0 };
     if let Some((val, _)) = opts.ts {
         sub.ts_recent = val;
+        sub.ts_left = val;
         // Show the LAN host this subflow's timestamps on the initial subflow's clock.
         sub.ts_off = ts0.wrapping_sub(val);
     }
@@ -590,7 +600,8 @@ pub fn join_third_ack(ctx: &mut Ctx, conn: &Conn, sub: &super::conn::Subflow) {
         w.ts(conn.c_ts_recent, sub.ts_recent);
     }
     emit::mptcp(&mut w, &MptcpOption::MpJoin(MpJoin::Ack { hmac }));
-    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK, &w);
+    let win = conn.window_on(sub, sub.snd_nxt, sub.rcv_ack);
+    ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK, Some(win), &w);
 }
 
 /// ADD_ADDR from the server: check its HMAC and echo it (RFC 8684 §3.4.1). We do not join
@@ -613,7 +624,8 @@ fn add_addr(ctx: &mut Ctx, conn: &Conn, si: u8, a: &AddAddr) {
         ..*a
     };
     emit::mptcp(&mut w, &MptcpOption::AddAddr(echo));
-    if ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK, &w) {
+    let win = conn.window_on(sub, sub.snd_nxt, sub.rcv_ack);
+    if ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, ACK, Some(win), &w) {
         ctx.counters.echo_add += 1;
     }
 }
@@ -621,7 +633,7 @@ fn add_addr(ctx: &mut Ctx, conn: &Conn, si: u8, a: &AddAddr) {
 fn reset_sub(ctx: &mut Ctx, conn: &Conn, si: u8, ack: u32) {
     let Some(sub) = conn.sub(si) else { return };
     let w = OptWriter::new();
-    ctx.control(conn, sub, sub.snd_nxt, ack, RST | ACK, &w);
+    ctx.control(conn, sub, sub.snd_nxt, ack, RST | ACK, None, &w);
 }
 
 fn reset_joins(ctx: &mut Ctx, conn: &Conn) {
