@@ -226,8 +226,8 @@ pub fn fastclose_all(ctx: &mut Ctx, conn: &Conn) {
     }
 }
 
-/// How long the LAN host may wait for a hole with room in its window before server bytes
-/// beyond that window are acknowledged on their subflows.
+/// How long the LAN host may go without new in-order data, with room in its window, before
+/// server bytes beyond that window are acknowledged on their subflows.
 const HOLE_STALL: Micros = 1_000_000;
 
 /// Convert one segment of an MPTCP connection (paper §3.3 forwarding, §3.4–3.5 ACKs).
