@@ -105,6 +105,9 @@ test('settings: fields, validation, uplinks, save & apply writes UCI the daemon 
   // port_range as the daemon checks it.
   await expectError(page, 'main', 'port_range', '10-20', /'LO-HI' with 1024 <= LO <= HI <= 65535/);
   await expectError(page, 'main', 'port_range', '61000-61010', /11 ports; at least 64/);
+  // ...and clear of the kernel's local ports (32768-60999 here), read through rpcd's file.
+  await expectError(page, 'main', 'port_range', '60000-61999', /own local ports 32768-60999.*above 60999/);
+  assert.deepEqual(callsOf('file', 'read').map((c) => c.args.path), ['/proc/sys/net/ipv4/ip_local_port_range']);
   await expectError(page, 'main', 'max_connections', '0', /1 to 65536/);
   await expectOk(page, 'main', 'max_connections', '2048');
   await widget(page, 'main', 'checksum').check();
@@ -388,6 +391,37 @@ test('status: uplinks, graphs, connections, counters, handover, daemon down', as
   assert.match(await page.textContent('#mpconv-daemon'), /mpconv is not running.*cannot reach mpconv/s);
   assert.equal(await page.locator('tr.mpconv-uplink').count(), 0);
   await page.close();
+});
+
+test('settings: port_range unchecked against local ports the ACL cannot read', async () => {
+  backend.state.localPorts = null;
+  try {
+    const page = await openView('mpconv/settings');
+    // The daemon still refuses an overlap at start, with the file and key in its error.
+    await expectOk(page, 'main', 'port_range', '60000-61999');
+    await page.close();
+  } finally {
+    backend.state.localPorts = '32768\t60999\n';
+  }
+});
+
+test('ACL: grants what the pages called, and only that', () => {
+  const acl = JSON.parse(fs.readFileSync(path.join(REPO, 'luci-app', 'luci-app-mpconv', 'root',
+    'usr', 'share', 'rpcd', 'acl.d', 'luci-app-mpconv.json'), 'utf8'))['luci-app-mpconv'];
+  const granted = new Set();
+  for (const mode of ['read', 'write'])
+    for (const [obj, methods] of Object.entries(acl[mode].ubus || {}))
+      methods.forEach((m) => granted.add(obj + '.' + m));
+  // uci calls are granted by the "uci" scope; luci-rpc (the device list) by luci-base's ACL.
+  const used = new Set(backend.state.calls
+    .filter((c) => c.object !== 'uci' && c.object !== 'luci-rpc')
+    .map((c) => c.object + '.' + c.method));
+  assert.deepEqual([...used].sort(), [...granted].sort());
+  assert.deepEqual(acl.read.uci, ['mpconv']);
+  assert.deepEqual(acl.write.uci, ['mpconv']);
+  const files = new Set(callsOf('file', 'read').map((c) => c.args.path));
+  assert.deepEqual(Object.keys(acl.read.file).sort(), [...files].sort());
+  assert.equal(acl.write.file, undefined);
 });
 
 test('no page errors', () => {

@@ -7,6 +7,20 @@ const { loadLogic } = require('./lib/load-logic');
 const L = loadLogic();
 const ok = (v) => v === true;
 
+test('port_range against the kernel\'s local ports', () => {
+  const local = '32768\t60999\n';
+  assert.deepEqual(L.localPortClash('60000-61999', local), [32768, 60999]);
+  assert.deepEqual(L.localPortClash('1024-32768', local), [32768, 60999]);
+  assert.equal(L.localPortClash('61000-65535', local), null);
+  assert.equal(L.localPortClash('1024-32767', local), null);
+  assert.equal(L.localPortClash('60000-61999', ''), null, 'unknown: not checked');
+  assert.equal(L.localPortClash('60000-61999', 'garbage'), null);
+  assert.equal(L.validPortRangeFor('61000-65535', local), true);
+  assert.match(L.validPortRangeFor('60000-61999', local), /own local ports 32768-60999/);
+  assert.match(L.validPortRangeFor('61000-61010', local), /at least 64/);
+  assert.equal(L.validPortRangeFor('60000-61999', ''), true);
+});
+
 test('port_range: LO-HI, 1024 <= LO <= HI <= 65535, at least 64 ports', () => {
   for (const v of ['61000-65535', '1024-1087', '1024-65535', '65472-65535'])
     assert.equal(L.validPortRange(v), true, v);

@@ -22,6 +22,8 @@ function createBackend(opts = {}) {
     statusMode: opts.statusMode || 'series',      // series | fixed | down
     seriesIndex: 0,
     handoverMode: 'ok',                           // ok | error
+    // /proc/sys/net/ipv4/ip_local_port_range (OpenWrt's and Debian's default); null: unreadable
+    localPorts: opts.localPorts === undefined ? '32768\t60999\n' : opts.localPorts,
     series: fixture('status-series.json'),
     uci: { mpconv: uciText.parse(fs.readFileSync(opts.configFile || DEFAULT_CONFIG, 'utf8')) },
     applied: 0,
@@ -38,6 +40,11 @@ function createBackend(opts = {}) {
     // the answer shapes of the rpcd plugin: {"ok":true,...} or {"error":...}
     'mpconv.handover': () => ok(fixture(state.handoverMode === 'error' ? 'handover-error.json' : 'handover.json')),
     'luci-rpc.getNetworkDevices': () => ok(fixture('devices.json')),
+    // rpcd's file plugin: {data} or UBUS_STATUS_PERMISSION_DENIED (6) / NOT_FOUND (4)
+    'file.read': (a) => {
+      if (a.path !== '/proc/sys/net/ipv4/ip_local_port_range') return [6];
+      return state.localPorts == null ? [4] : ok({ data: state.localPorts });
+    },
     'uci.get': (a) => (state.uci[a.config] ? ok({ values: state.uci[a.config] }) : [5]),
     'uci.add': (a) => {
       const c = state.uci[a.config];

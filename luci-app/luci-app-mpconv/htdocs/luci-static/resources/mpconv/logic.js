@@ -63,6 +63,32 @@ function validPortRange(v) {
 	return true;
 }
 
+/*
+ * The kernel's local port range (text of /proc/sys/net/ipv4/ip_local_port_range, "LO\tHI")
+ * when the valid range `v` overlaps it, else null. The daemon refuses such a port_range at
+ * start: the router's own connections would be taken for stray subflows and reset.
+ */
+function localPortClash(v, localText) {
+	var m = /^([0-9]+)-([0-9]+)$/.exec(String(v));
+	var k = /^\s*([0-9]+)\s+([0-9]+)\s*$/.exec(String(localText || ''));
+	if (!m || !k)
+		return null;
+	var lo = +m[1], hi = +m[2], klo = +k[1], khi = +k[2];
+	return (lo <= khi && klo <= hi) ? [ klo, khi ] : null;
+}
+
+/* validPortRange, and clear of the kernel's local ports when they are known. */
+function validPortRangeFor(v, localText) {
+	var r = validPortRange(v);
+	if (r !== true)
+		return r;
+	var k = localPortClash(v, localText);
+	if (k)
+		return 'Overlaps the router\'s own local ports ' + k[0] + '-' + k[1] +
+			' (net.ipv4.ip_local_port_range), whose connections would be reset; choose ports above ' + k[1];
+	return true;
+}
+
 function parseIPv4(v) {
 	var m = /^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(String(v));
 	if (!m)
@@ -635,6 +661,8 @@ return baseclass.extend({
 	number: number,
 	validNumber: validNumber,
 	validPortRange: validPortRange,
+	localPortClash: localPortClash,
+	validPortRangeFor: validPortRangeFor,
 	validHostPort: validHostPort,
 	validConcentrator: validConcentrator,
 	validPrefix: validPrefix,

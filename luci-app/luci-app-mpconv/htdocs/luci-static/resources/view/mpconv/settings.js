@@ -3,6 +3,7 @@
 'require form';
 'require uci';
 'require ui';
+'require rpc';
 'require tools.widgets as widgets';
 'require mpconv.logic as logic';
 
@@ -22,6 +23,16 @@ function check(fn) {
 		return fn.apply(null, [ value ].concat(args));
 	};
 }
+
+/* rpcd's file object; the ACL grants this one file. */
+var callReadFile = rpc.declare({
+	object: 'file',
+	method: 'read',
+	params: [ 'path' ],
+	expect: { data: '' }
+});
+
+var LOCAL_PORTS = '/proc/sys/net/ipv4/ip_local_port_range';
 
 function mainSection() {
 	var s = uci.sections('mpconv', 'mpconv')[0];
@@ -44,11 +55,16 @@ function enabledUplinks(map) {
 
 return view.extend({
 	load: function() {
-		return uci.load('mpconv');
+		return Promise.all([
+			uci.load('mpconv'),
+			/* Unknown (not readable): the daemon still checks at start. */
+			L.resolveDefault(callReadFile(LOCAL_PORTS), '')
+		]);
 	},
 
-	render: function() {
+	render: function(data) {
 		var m, s, o;
+		var localPorts = data ? data[1] : '';
 
 		m = new form.Map('mpconv', _('Bonding (mpconv)'),
 			_('mpconv turns the TCP connections of LAN hosts into Multipath TCP connections spread over several uplinks. ' +
@@ -164,7 +180,7 @@ return view.extend({
 		o = s.taboption('general', form.Value, 'port_range', _('Subflow source ports'),
 			_('<code>LO-HI</code>, at least 64 ports from 1024 up. Keep it outside the ports your LAN forwards.'));
 		o.placeholder = '61000-65535';
-		o.validate = check(logic.validPortRange);
+		o.validate = check(logic.validPortRangeFor, localPorts);
 
 		o = s.taboption('general', form.ListValue, 'log_level', _('Log level'));
 		[ 'error', 'warn', 'info', 'debug', 'trace' ].forEach(function(l) { o.value(l); });
