@@ -108,7 +108,12 @@ fn handshake_on(e: Engine) -> (Engine, u16, u64) {
 }
 
 /// [`handshake_on`], both SYNs with window scale `ws` when given.
-fn handshake_scaled(mut e: Engine, ws: Option<u8>) -> (Engine, u16, u64) {
+fn handshake_scaled(e: Engine, ws: Option<u8>) -> (Engine, u16, u64) {
+    handshake_opts(e, ws, false)
+}
+
+/// [`handshake_scaled`], both SYNs with SACK permitted when `sack`.
+fn handshake_opts(mut e: Engine, ws: Option<u8>, sack: bool) -> (Engine, u16, u64) {
     let mut syn = build(&Pkt {
         src: (CLIENT, 40000),
         dst: (SERVER, 80),
@@ -120,6 +125,9 @@ fn handshake_scaled(mut e: Engine, ws: Option<u8>) -> (Engine, u16, u64) {
             w.mss(1460);
             if let Some(ws) = ws {
                 w.wscale(ws);
+            }
+            if sack {
+                w.sack_perm();
             }
             w
         },
@@ -162,6 +170,9 @@ fn handshake_scaled(mut e: Engine, ws: Option<u8>) -> (Engine, u16, u64) {
             w.mss(1460);
             if let Some(ws) = ws {
                 w.wscale(ws);
+            }
+            if sack {
+                w.sack_perm();
             }
             w
         },
@@ -865,4 +876,125 @@ fn a_join_syn_carries_the_hosts_window_unscaled() {
     let p = IpTcp::parse(&join.1).unwrap();
     assert_eq!(p.flags, SYN);
     assert_eq!(p.window, 0xffff);
+}
+
+/// A SACK connection with an established join that has 100 server bytes at data offset 1000
+/// (the host misses 0..1000): the engine, the initial subflow's port, server_idsn, local_idsn.
+fn blocked_join() -> (Engine, u16, u64, u64) {
+    // With SACK (without, the engine takes a repeated ACK for all forwarded bytes held).
+    let (mut e, port, key) = handshake_opts(engine(), None, true);
+    let (_, server_idsn) = crypto::token_idsn(SERVER_KEY);
+    let (_, local_idsn) = crypto::token_idsn(key);
+    let (jport, jisn) = confirm_and_join(&mut e, port, key);
+    establish_join(&mut e, jport, jisn, key);
+    drain(&mut e);
+    let mut j = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP1, jport),
+        seq: 9001,
+        ack: jisn + 1,
+        flags: ACK,
+        opts: dss(local_idsn + 1, server_idsn + 1001, 1, 100),
+        payload: vec![2; 100],
+    });
+    e.handle(6, Side::Uplink(1), &mut j);
+    drain(&mut e);
+    (e, port, server_idsn, local_idsn)
+}
+
+/// The LAN host acknowledges nothing of the server's data, with window `win`.
+fn host_ack(e: &mut Engine, t: u64, win: u16) {
+    host_ack_at(e, t, 5001, win)
+}
+
+/// The LAN host acknowledges the server's bytes up to `ack` (its sequence space), with
+/// window `win`.
+fn host_ack_at(e: &mut Engine, t: u64, ack: u32, win: u16) {
+    let mut a = build_win(
+        &Pkt {
+            src: (CLIENT, 40000),
+            dst: (SERVER, 80),
+            seq: 1001,
+            ack,
+            flags: ACK,
+            opts: OptWriter::new(),
+            payload: vec![],
+        },
+        win,
+    );
+    e.handle(t, Side::Lan, &mut a);
+    drain(e);
+}
+
+/// The resets in `out`, with their MPTCP options.
+fn resets(out: &[(Dest, Vec<u8>)]) -> Vec<(Dest, Vec<MptcpOption>)> {
+    out.iter()
+        .filter(|o| IpTcp::parse(&o.1).unwrap().flags & RST != 0)
+        .map(|o| (o.0, mptcp_opts(&o.1)))
+        .collect()
+}
+
+const STALL_RST: MptcpOption = MptcpOption::MpTcpRst {
+    reason: 4,
+    transient: true,
+};
+
+#[test]
+fn a_subflow_blocked_beyond_the_hosts_window_is_reset_and_opened_again() {
+    let (mut e, _, _, _) = blocked_join();
+    // Its window ends at 500: it drops the join's bytes, and the join cannot move. Not
+    // before the host has waited a second...
+    host_ack(&mut e, 7, 500);
+    e.handle_timeout(900_000);
+    assert_eq!(resets(&drain(&mut e)), vec![]);
+    // ...nor while its window covers them (2000 here): it will take them.
+    host_ack(&mut e, 950_000, 2000);
+    e.handle_timeout(1_100_000);
+    assert_eq!(resets(&drain(&mut e)), vec![]);
+    host_ack(&mut e, 1_150_000, 500);
+    e.handle_timeout(1_200_000);
+    // ...then the join is reset, and opened again on its uplink.
+    let out = drain(&mut e);
+    assert_eq!(resets(&out), vec![(Dest::Uplink(1), vec![STALL_RST])]);
+    let syn = out
+        .iter()
+        .find(|o| IpTcp::parse(&o.1).unwrap().flags == SYN)
+        .expect("a new join");
+    assert_eq!(syn.0, Dest::Uplink(1));
+    assert!(matches!(
+        mptcp_opts(&syn.1)[..],
+        [MptcpOption::MpJoin(MpJoin::Syn { .. })]
+    ));
+    assert_eq!(e.counters().subflow_stall_reset, 1);
+    assert_eq!(e.counters().subflow_reopened, 1);
+    // The initial subflow, which nothing blocks, lives on; no second reset a sweep later.
+    e.handle_timeout(1_300_000);
+    assert_eq!(resets(&drain(&mut e)), vec![]);
+}
+
+#[test]
+fn when_every_subflow_is_blocked_the_one_with_the_hosts_acks_is_kept() {
+    let (mut e, port, server_idsn, local_idsn) = blocked_join();
+    // The host has the initial subflow's first 100 bytes; then that subflow gets 100 at data
+    // offset 1200, and the host's window ends at 500: both subflows are blocked.
+    host_ack_at(&mut e, 7, 5101, 400);
+    let mut d = build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP0, port),
+        seq: 5101,
+        ack: 1001,
+        flags: ACK,
+        opts: dss(local_idsn + 1, server_idsn + 1201, 101, 100),
+        payload: vec![3; 100],
+    });
+    e.handle(8, Side::Uplink(0), &mut d);
+    drain(&mut e);
+    host_ack_at(&mut e, 9, 5101, 400);
+    // The initial subflow carries the host's ACKs: it is kept, the join is reset.
+    e.handle_timeout(1_100_000);
+    assert_eq!(
+        resets(&drain(&mut e)),
+        vec![(Dest::Uplink(1), vec![STALL_RST])]
+    );
+    assert_eq!(e.counters().subflow_stall_reset, 1);
 }

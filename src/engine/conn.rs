@@ -190,33 +190,16 @@ impl RecvTable {
     /// still waits for a slower one (no spurious retransmissions); the data-level ACK stays the
     /// host's own. Acknowledged bytes leave the table.
     ///
-    /// Bytes at or beyond `edge`, the right edge of the host's window (data level), count as
-    /// held too: the host drops them, and were they left unacknowledged on the subflow, a
-    /// sender that queues its data-level retransmissions behind them (Linux re-sends lost data
-    /// only on a subflow with nothing outstanding) would wait for ever. Acknowledged on the
-    /// subflow but not at the data level, they are sent again at the data level (RFC 8684
-    /// §3.3.6: the sender keeps data until the DATA_ACK covers it). Returns the new ACK and how
-    /// many of the bytes it covers lie beyond the edge.
-    pub fn advance(
-        &mut self,
-        acked: u32,
-        dack: u64,
-        dsacks: &[(u64, u64)],
-        edge: u64,
-    ) -> (u32, u32) {
+    /// Returns the new ACK.
+    pub fn advance(&mut self, acked: u32, dack: u64, dsacks: &[(u64, u64)]) -> u32 {
         let mut ack = acked;
         let mut drop = 0;
-        let mut beyond = 0u32;
         while drop < self.e.len() {
             let e = self.e[drop];
             if e.ssn != ack {
                 break;
             }
-            let end = e.dsn + e.len as u64;
-            let held = held_prefix(e.dsn, end, dack, dsacks, edge);
-            if end > edge {
-                beyond += held - held_prefix(e.dsn, end, dack, dsacks, u64::MAX);
-            }
+            let held = held_prefix(e.dsn, e.dsn + e.len as u64, dack, dsacks);
             if held == e.len {
                 ack = e.ssn.wrapping_add(e.len);
                 drop += 1;
@@ -235,7 +218,18 @@ impl RecvTable {
         if drop > 0 {
             self.e.drain(..drop);
         }
-        (ack, beyond)
+        ack
+    }
+
+    /// Whether what keeps this subflow's ACK at `acked` lies at or beyond `edge`, the right
+    /// edge of the LAN host's window (data level): the host drops those bytes, so the subflow
+    /// cannot move until the hole below the edge is filled — and a sender that queues its
+    /// data-level retransmissions behind them (Linux re-sends lost data only on a subflow with
+    /// nothing outstanding) never fills it there. Call after [`RecvTable::advance`].
+    pub fn blocked_beyond(&self, acked: u32, edge: u64) -> bool {
+        self.e
+            .first()
+            .is_some_and(|f| f.ssn == acked && f.dsn >= edge)
     }
 
     /// The SSN ranges of this subflow that the LAN host holds although the subflow's cumulative
@@ -283,15 +277,13 @@ impl RecvTable {
 
 /// How many bytes from `s` (up to `t`) the LAN host holds, given its cumulative ACK `dack` and
 /// its SACK blocks (data sequence numbers).
-fn held_prefix(s: u64, t: u64, dack: u64, dsacks: &[(u64, u64)], edge: u64) -> u32 {
+fn held_prefix(s: u64, t: u64, dack: u64, dsacks: &[(u64, u64)]) -> u32 {
     let mut pos = s;
     loop {
         let next = if pos < dack {
             dack
         } else if let Some(&(_, r)) = dsacks.iter().find(|&&(l, r)| l <= pos && pos < r) {
             r
-        } else if pos >= edge {
-            t
         } else {
             break;
         };
@@ -637,7 +629,8 @@ pub struct Conn {
     pub data_ack_sent: u64,
     /// Last cumulative ACK from the LAN host (its TCP space).
     pub c_ack: u32,
-    /// When the LAN host's data-level ACK last moved.
+    /// When the LAN host's data-level ACK last moved, or subflows were last reset because
+    /// it did not (`Engine::unblock`).
     pub dack_at: Micros,
     /// Last window the LAN host advertised (unscaled value as on the wire).
     pub c_win: u16,
@@ -862,8 +855,8 @@ mod tests {
         assert!(t.insert(1000, 1300, 5300, 100));
         assert_eq!(t.entries().len(), 2);
         // The host has everything below DSN 5400 (the hole came over another subflow).
-        assert_eq!(t.advance(1000, 5150, &[], u64::MAX).0, 1150);
-        assert_eq!(t.advance(1150, 5400, &[], u64::MAX).0, 1200);
+        assert_eq!(t.advance(1000, 5150, &[]), 1150);
+        assert_eq!(t.advance(1150, 5400, &[]), 1200);
         let mut out = [(0, 0); 4];
         let n = t.sack_blocks(1200, 5400, &[], &mut out);
         assert_eq!(&out[..n], &[(1300, 1400)]);
@@ -910,10 +903,7 @@ mod tests {
         let mut t = RecvTable::default();
         let s = u32::MAX - 50;
         assert!(t.insert(s, s, 1 << 40, 100));
-        assert_eq!(
-            t.advance(s, (1 << 40) + 100, &[], u64::MAX).0,
-            s.wrapping_add(100)
-        );
+        assert_eq!(t.advance(s, (1 << 40) + 100, &[]), s.wrapping_add(100));
         assert!(t.is_empty());
     }
 
@@ -927,27 +917,30 @@ mod tests {
         let mut out = [(0, 0); 4];
         let n = t.sack_blocks(0, 50, &[(300, 400)], &mut out);
         assert_eq!(&out[..n], &[(100, 200)]);
-        assert_eq!(t.advance(0, 50, &[(300, 400)], u64::MAX).0, 0);
+        assert_eq!(t.advance(0, 50, &[(300, 400)]), 0);
         // The host SACKs 100..200 too: the subflow's first range is held, its ACK advances
         // over both ranges although the data-level ACK is still 50.
-        assert_eq!(t.advance(0, 50, &[(100, 200), (300, 400)], u64::MAX).0, 200);
+        assert_eq!(t.advance(0, 50, &[(100, 200), (300, 400)]), 200);
         assert!(t.is_empty());
     }
 
     #[test]
-    fn bytes_beyond_the_hosts_window_count_as_held() {
+    fn a_subflow_blocked_by_bytes_beyond_the_hosts_window() {
         let mut t = RecvTable::default();
-        // SSN 0..200 carries DSN 1000..1200.
+        // SSN 0..200 carries DSN 1000..1200, SSN 200..300 DSN 1300..1400.
         assert!(t.insert(0, 0, 1000, 200));
-        // The host has nothing of it, and its window ends inside: nothing to acknowledge.
-        assert_eq!(t.advance(0, 900, &[], 1050), (0, 0));
-        // It holds up to DSN 1050 and its window ends there: the 150 bytes beyond it are
-        // acknowledged too (it dropped them; the data level sends them again).
-        assert_eq!(t.advance(0, 1050, &[], 1050), (200, 150));
-        assert!(t.is_empty());
-        // Bytes it holds beyond its edge (SACKed) are not counted as beyond.
-        assert!(t.insert(200, 200, 1200, 100));
-        assert_eq!(t.advance(200, 1100, &[(1200, 1250)], 1150), (300, 50));
+        assert!(t.insert(0, 200, 1300, 100));
+        // The host holds up to DSN 1050; its window ends at 1150: the subflow waits for bytes
+        // the host can take.
+        assert_eq!(t.advance(0, 1050, &[]), 50);
+        assert!(!t.blocked_beyond(50, 1150));
+        // Its window ends at 1050: what the subflow waits for is beyond it.
+        assert!(t.blocked_beyond(50, 1050));
+        // A hole on the subflow itself (SSN 50 lost on the path) is not that.
+        let mut t = RecvTable::default();
+        assert!(t.insert(0, 100, 2000, 100));
+        assert!(!t.blocked_beyond(0, 1000));
+        assert!(!RecvTable::default().blocked_beyond(0, 0));
     }
 
     fn conn_with_sub() -> (Conn, Subflow) {

@@ -41,9 +41,9 @@ counters! {
     dss_no_mapping => "DSSNoMapping",
     /// Server segments dropped because the subflow's RECV table was full (retransmitted later).
     recv_table_full => "RecvTableFull",
-    /// Server bytes beyond the LAN host's window (the host drops them) acknowledged on their
-    /// subflow so that the server's subflow queue moves; it sends them again at the data level.
-    recv_beyond_window => "RecvBeyondWindow",
+    /// Subflows reset (and opened again) because bytes beyond the LAN host's window blocked
+    /// them while the host waited for a hole: the server sends its unacknowledged data again.
+    subflow_stall_reset => "SubflowStallReset",
     /// LAN bytes sent on a subflow without a SEND table entry (table full): a retransmission
     /// of them would be remapped.
     send_table_full => "SendTableFull",

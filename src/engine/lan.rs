@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::conn::{Conn, ConnState, SubState, Subflow};
 use super::emit;
-use super::{sched, Ctx, Dest, Micros, Verdict};
+use super::{sched, Ctx, Dest, Verdict};
 use crate::wire::mptcp::{Dss, Mapping, MpCapable, MptcpOption, MPC_A, MPC_H};
 use crate::wire::packet::{IpTcp, ACK, FIN, PSH, RST, SYN};
 use crate::wire::tcpopt::{OptWriter, TcpOptions};
@@ -226,10 +226,6 @@ pub fn fastclose_all(ctx: &mut Ctx, conn: &Conn) {
     }
 }
 
-/// How long the LAN host may go without new in-order data, with room in its window, before
-/// server bytes beyond that window are acknowledged on their subflows.
-const HOLE_STALL: Micros = 1_000_000;
-
 /// Convert one segment of an MPTCP connection (paper §3.3 forwarding, §3.4–3.5 ACKs).
 fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
     let opts = TcpOptions::parse(p.options(pkt));
@@ -265,18 +261,6 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         *d = (conn.dsn_of_tsn(l), conn.dsn_of_tsn(r));
     }
     let dsacks = &dsacks[..nds];
-    // A server sends now and then beyond the window (Linux does, see `Conn::advertise`), and
-    // the host drops those bytes. Normally the subflow sends them again and the window has
-    // opened by then. But when the host has waited a while with room in its window, the bytes
-    // beyond it may be what keeps the missing ones queued behind on their subflow: then they
-    // count as held (see `RecvTable::advance`).
-    let stalled =
-        p.flags & ACK != 0 && p.window != 0 && ctx.now.saturating_sub(conn.dack_at) >= HOLE_STALL;
-    let edge = match conn.c_edge {
-        Some(e) if stalled => e,
-        _ => u64::MAX,
-    };
-
     // Project onto every subflow (paper §3.5).
     let mut acks = [0u32; super::conn::MAX_SUBFLOWS];
     let mut advanced = [false; super::conn::MAX_SUBFLOWS];
@@ -290,12 +274,11 @@ fn converted(ctx: &mut Ctx, conn: &mut Conn, pkt: &[u8], p: &IpTcp) {
         // server's subflows empty and it sends the missing data again — Linux re-sends lost
         // data only on a subflow with nothing outstanding. The data-level ACK stays the
         // host's own: what it misses is still sent again at the data level.
-        let (mut ack, beyond) = if dup && !conn.sack {
-            sub.recv.advance(sub.rcv_ack, u64::MAX, &[], u64::MAX)
+        let mut ack = if dup && !conn.sack {
+            sub.recv.advance(sub.rcv_ack, u64::MAX, &[])
         } else {
-            sub.recv.advance(sub.rcv_ack, dack, dsacks, edge)
+            sub.recv.advance(sub.rcv_ack, dack, dsacks)
         };
-        ctx.counters.recv_beyond_window += beyond as u64;
         if sub.recv.is_empty() && sub.fin == Some(ack) {
             ack = ack.wrapping_add(1);
         }

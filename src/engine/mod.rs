@@ -277,6 +277,11 @@ const SYN_TIMEOUT: Micros = 75_000_000;
 const REQUEST_RTO: Micros = 1_000_000;
 /// Housekeeping period (expiry, join timers).
 const SWEEP: Micros = 100_000;
+/// How long the LAN host may wait for a hole, with room in its window, before subflows that
+/// bytes beyond that window block are reset (see [`Engine::unblock`]).
+const HOLE_STALL: Micros = 1_000_000;
+/// MP_TCPRST reason "too much outstanding data" (RFC 8684 §3.6).
+const MPTCP_RST_EXCESSIVE: u8 = 4;
 
 /// The converter. See the module documentation for the contract.
 pub struct Engine {
@@ -964,6 +969,76 @@ impl Engine {
                 self.close_sub(slot, i as u8);
             }
         }
+        self.unblock(now, slot);
+    }
+
+    /// A stall the LAN host cannot end by itself: it has waited [`HOLE_STALL`] for a hole
+    /// with room in its window, and subflows are blocked by bytes beyond that window (a Linux
+    /// server sends there now and then, see `Conn::advertise`; the host drops them). The
+    /// server re-sends those bytes on their subflow for ever and queues the missing ones
+    /// behind them (it re-sends lost data only on a subflow with nothing outstanding). Reset
+    /// the blocked subflows (MP_TCPRST "too much outstanding data", transient) and open them
+    /// again: closing a subflow, Linux sends everything the DATA_ACK does not cover again on
+    /// the others, in order from the hole. One established subflow is always kept.
+    fn unblock(&mut self, now: Micros, slot: usize) {
+        let Some(c) = self.table.get(slot) else {
+            return;
+        };
+        let Some(edge) = c.c_edge else { return };
+        if c.state != ConnState::Mptcp || c.c_win == 0 || now.saturating_sub(c.dack_at) < HOLE_STALL
+        {
+            return;
+        }
+        let est = |s: &conn::Subflow| s.state == conn::SubState::Established;
+        let mut stuck = [false; conn::MAX_SUBFLOWS];
+        for (i, s) in c.subs.iter().enumerate() {
+            stuck[i] = s
+                .as_ref()
+                .is_some_and(|s| est(s) && s.recv.blocked_beyond(s.rcv_ack, edge));
+        }
+        if !stuck.contains(&true) {
+            return;
+        }
+        if c.subs
+            .iter()
+            .zip(stuck)
+            .all(|(s, b)| b || !s.as_ref().is_some_and(est))
+        {
+            // Every established subflow is blocked: keep the one that carries the host's ACKs.
+            let keep = lan::ack_subflow(c)
+                .map(|(k, _)| k as usize)
+                .filter(|&k| stuck[k])
+                .or_else(|| stuck.iter().position(|&b| b));
+            if let Some(k) = keep {
+                stuck[k] = false;
+            }
+        }
+        let Some((conn, mut ctx)) = self.split(now, slot) else {
+            return;
+        };
+        // Wait as long again before the next reset.
+        conn.dack_at = now;
+        for (i, &b) in stuck.iter().enumerate() {
+            let Some(sub) = conn.sub(i as u8).filter(|_| b) else {
+                continue;
+            };
+            let mut w = OptWriter::new();
+            let rst = MptcpOption::MpTcpRst {
+                reason: MPTCP_RST_EXCESSIVE,
+                transient: true,
+            };
+            emit::mptcp(&mut w, &rst);
+            ctx.control(conn, sub, sub.snd_nxt, sub.rcv_ack, RST | ACK, None, &w);
+            ctx.counters.mp_rst_tx += 1;
+            ctx.counters.subflow_stall_reset += 1;
+        }
+        for (i, &b) in stuck.iter().enumerate() {
+            if b {
+                self.close_sub(slot, i as u8);
+            }
+        }
+        self.start_joins(now, slot);
+        self.reconcile(slot);
     }
 
     pub fn counters(&self) -> &Counters {

@@ -409,7 +409,7 @@ fn mptcp(
                 conn.data_ack_sent = base;
             }
             if let Some(sub) = conn.sub_mut(si) {
-                sub.rcv_ack = sub.recv.advance(sub.rcv_ack, base, &[], u64::MAX).0;
+                sub.rcv_ack = sub.recv.advance(sub.rcv_ack, base, &[]);
             }
             if let Some(sub) = conn.sub(si) {
                 lan::pure_ack(ctx, conn, sub, base, &[], false);
