@@ -39,6 +39,9 @@ ALLOW = ["100.64.0.0/16", bedmod.ISP2_NAT4 + "/32"]
 UPLINK_OF = {"dsl": "up1", "lte": "up2"}
 NAME_OF = {"up1": "dsl", "up2": "lte"}
 
+# Modes of the cut/restore cycle tests (both by default; MPC_CYCLE_MODES=explicit for one).
+CYCLE_MODES = os.environ.get("MPC_CYCLE_MODES", "implicit,explicit").split(",")
+
 # Probes for the blackhole tests: ICMP to the server (reachable through either uplink).
 PROBES = {"probe": "icmp", "probe_target": [bedmod.SRV4], "probe_interval": "0.2",
           "probe_timeout": "0.5", "probe_down": "3", "probe_up": "2"}
@@ -228,16 +231,15 @@ def cycle_transfer(bed, d, mode, xfer, dest, cut, restore, settle, cuts=("up1", 
     finally:
         for c in caps:
             c.stop()
-    print("CYCLES mode=%s %s cuts=%s secs=%.2f" % (mode, xfer, done, r["secs"]))
+    resets = d.status()["counters"].get("SubflowStallReset")
+    print("CYCLES mode=%s %s cuts=%s secs=%.2f stall_resets=%s" % (mode, xfer, done, r["secs"], resets))
     assert len(done) >= 3, "only %d cuts happened during the transfer (%.2f s)" % (len(done), r["secs"])
     return r
 
 
 @pytest.mark.e2e_timeout(170)
 @pytest.mark.parametrize("xfer", ["get", "put"])
-# explicit: stalls now and then as under blackholes below (1 of 3 fresh-clone CI runs after
-# the stray-reset fix), so it is out of the suite until that is understood (issue 4 note).
-@pytest.mark.parametrize("mode", os.environ.get("MPC_CYCLE_MODES", "implicit").split(","))
+@pytest.mark.parametrize("mode", CYCLE_MODES)
 def test_cycles_link(bed, srv, conc, dst_server, mode, xfer):
     """Repeated link down/up of either uplink during a download / an upload: byte-exact."""
     bed.shape(RATE)
@@ -251,10 +253,7 @@ def test_cycles_link(bed, srv, conc, dst_server, mode, xfer):
 
 @pytest.mark.e2e_timeout(170)
 @pytest.mark.parametrize("xfer", ["get", "put"])
-# explicit: still stalls now and then (1 of 3 fresh-clone CI runs after the stray-reset fix:
-# both uplinks up again, subflows established, nothing in flight, the concentrator sends
-# nothing), so it is out of the suite until that is understood (issue 4 note).
-@pytest.mark.parametrize("mode", os.environ.get("MPC_CYCLE_MODES", "implicit").split(","))
+@pytest.mark.parametrize("mode", CYCLE_MODES)
 def test_cycles_blackhole(bed, srv, conc, dst_server, mode, xfer):
     """Repeated silent blackholes (DROP in the ISP, link up) of either uplink; the probes must
     see them: the uplink's state goes down while blackholed, and up again after."""
