@@ -806,24 +806,8 @@ fn a_subflow_that_does_not_move_keeps_the_servers_window_edge() {
     establish_join(&mut e, jport, jisn, key);
     drain(&mut e);
     let d0 = (server_idsn + 1) as u32;
-    let ack = |e: &mut Engine, t, ack, win| {
-        let mut a = build_win(
-            &Pkt {
-                src: (CLIENT, 40000),
-                dst: (SERVER, 80),
-                seq: 1001,
-                ack,
-                flags: ACK,
-                opts: OptWriter::new(),
-                payload: vec![],
-            },
-            win,
-        );
-        e.handle(t, Side::Lan, &mut a);
-        drain(e)
-    };
     // The host has the first 100 bytes (from subflow 0); its window ends at 100 + 1000.
-    let out = ack(&mut e, 6, 5101, 1000);
+    let out = host_ack_at(&mut e, 6, 5101, 1000);
     let on0 = out.iter().find(|o| o.0 == Dest::Uplink(0)).unwrap();
     assert_eq!(data_ack_and_window(&on0.1), (d0 + 100, 1000));
     // 100 bytes on the join; the host takes them without reading: same edge, window 900.
@@ -838,7 +822,7 @@ fn a_subflow_that_does_not_move_keeps_the_servers_window_edge() {
     });
     e.handle(7, Side::Uplink(1), &mut j);
     drain(&mut e);
-    let out = ack(&mut e, 8, 5201, 900);
+    let out = host_ack_at(&mut e, 8, 5201, 900);
     let on0 = out.iter().find(|o| o.0 == Dest::Uplink(0)).unwrap();
     let on1 = out.iter().find(|o| o.0 == Dest::Uplink(1)).unwrap();
     // The join moved on (its 100 bytes are delivered): the latest DATA_ACK, window 900.
@@ -904,12 +888,12 @@ fn blocked_join() -> (Engine, u16, u64, u64) {
 
 /// The LAN host acknowledges nothing of the server's data, with window `win`.
 fn host_ack(e: &mut Engine, t: u64, win: u16) {
-    host_ack_at(e, t, 5001, win)
+    host_ack_at(e, t, 5001, win);
 }
 
 /// The LAN host acknowledges the server's bytes up to `ack` (its sequence space), with
-/// window `win`.
-fn host_ack_at(e: &mut Engine, t: u64, ack: u32, win: u16) {
+/// window `win`: what the engine sends.
+fn host_ack_at(e: &mut Engine, t: u64, ack: u32, win: u16) -> Vec<(Dest, Vec<u8>)> {
     let mut a = build_win(
         &Pkt {
             src: (CLIENT, 40000),
@@ -923,7 +907,7 @@ fn host_ack_at(e: &mut Engine, t: u64, ack: u32, win: u16) {
         win,
     );
     e.handle(t, Side::Lan, &mut a);
-    drain(e);
+    drain(e)
 }
 
 /// The resets in `out`, with their MPTCP options.
