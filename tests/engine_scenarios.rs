@@ -374,15 +374,7 @@ fn multipath_reception_and_ack_projection() {
     let (jport, jisn) = confirm_and_join(&mut e, port, key);
 
     // Server data on the join (DSN 200..300 after a gap 100..200 still in flight on subflow 0).
-    let mut j1 = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP1, jport),
-        seq: 9001,
-        ack: jisn + 1,
-        flags: ACK,
-        opts: dss(server_idsn + 201, 1, 100),
-        payload: vec![2; 100],
-    });
+    let mut j1 = join_data(jport, jisn, dss(server_idsn + 201, 1, 100));
     e.handle(5, Side::Uplink(1), &mut j1);
     let out = drain(&mut e);
     assert_eq!(out.len(), 1);
@@ -597,6 +589,19 @@ fn garbage_never_panics() {
 }
 
 /// The join's first ACK from the server (it establishes the join).
+/// The server's first 100 bytes on the join (subflow bytes 1..101), with DSS `dss`.
+fn join_data(jport: u16, jisn: u32, dss: OptWriter) -> Vec<u8> {
+    build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP1, jport),
+        seq: 9001,
+        ack: jisn + 1,
+        flags: ACK,
+        opts: dss,
+        payload: vec![2; 100],
+    })
+}
+
 fn establish_join(e: &mut Engine, jport: u16, jisn: u32, key: u64) {
     let (_, local_idsn) = crypto::token_idsn(key);
     let mut a = build(&Pkt {
@@ -811,15 +816,7 @@ fn a_subflow_that_does_not_move_keeps_the_servers_window_edge() {
     let on0 = out.iter().find(|o| o.0 == Dest::Uplink(0)).unwrap();
     assert_eq!(data_ack_and_window(&on0.1), (d0 + 100, 1000));
     // 100 bytes on the join; the host takes them without reading: same edge, window 900.
-    let mut j = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP1, jport),
-        seq: 9001,
-        ack: jisn + 1,
-        flags: ACK,
-        opts: dss(local_idsn + 1, server_idsn + 101, 1, 100),
-        payload: vec![2; 100],
-    });
+    let mut j = join_data(jport, jisn, dss(local_idsn + 1, server_idsn + 101, 1, 100));
     e.handle(7, Side::Uplink(1), &mut j);
     drain(&mut e);
     let out = host_ack_at(&mut e, 8, 5201, 900);
@@ -872,15 +869,7 @@ fn blocked_join() -> (Engine, u16, u64, u64) {
     let (jport, jisn) = confirm_and_join(&mut e, port, key);
     establish_join(&mut e, jport, jisn, key);
     drain(&mut e);
-    let mut j = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP1, jport),
-        seq: 9001,
-        ack: jisn + 1,
-        flags: ACK,
-        opts: dss(local_idsn + 1, server_idsn + 1001, 1, 100),
-        payload: vec![2; 100],
-    });
+    let mut j = join_data(jport, jisn, dss(local_idsn + 1, server_idsn + 1001, 1, 100));
     e.handle(6, Side::Uplink(1), &mut j);
     drain(&mut e);
     (e, port, server_idsn, local_idsn)
