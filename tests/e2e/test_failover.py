@@ -176,6 +176,18 @@ def assert_no_delay_drops(bed):
     assert all(v == (0, 0) for v in drops.values()), "the delayers' queues dropped: %s" % drops
 
 
+def start_captures(bed):
+    """MPC_CAPTURE=1: tcpdump in rtr and srv to /tmp/cap-rtr.pcap and /tmp/cap-srv.pcap (the
+    processes to stop); else nothing."""
+    caps = []
+    if os.environ.get("MPC_CAPTURE"):
+        for role in ("rtr", "srv"):
+            caps.append(bed.popen(role, ["tcpdump", "-i", "any", "-s", "200", "-U", "-w",
+                                         "/tmp/cap-%s.pcap" % role, "tcp"]))
+        time.sleep(1)
+    return caps
+
+
 # ------------------------------------------------------------------------------ Figure 9
 @pytest.mark.e2e_timeout(150)
 @pytest.mark.parametrize("sack", [True, False], ids=["sack", "nosack"])
@@ -187,13 +199,18 @@ def test_fig9_cut_active_uplink(bed, srv, sack):
     bed.delay(DELAY_MS)
     bed.shape(RATE, latency=QUEUE)
     with daemon(bed) as d:
+        caps = start_captures(bed)
         proc = client_bg(bed, "get", 12 * MB, bedmod.SRV4)
         wait_subflows(d, 2)
         time.sleep(2.5)
         assert proc.alive(), "transfer ended before the cut"
         t_cut = time.monotonic()
         bed.link("up1", False)
-        r = finish(bed, proc, d, "fig9 sack=%s" % sack)
+        try:
+            r = finish(bed, proc, d, "fig9 sack=%s" % sack)
+        finally:
+            for c in caps:
+                c.stop()
         gap, g0, g1 = bedmod.gap_after(r["timeline"], t_cut)
         print("FIG9 sack=%s gap=%.3f s (last byte %.3f s before the cut, next %.3f s after), "
               "transfer %.2f s %.2f Mbit/s, max_gap %s"
@@ -208,12 +225,7 @@ def cycle_transfer(bed, d, mode, xfer, dest, cut, restore, settle, cuts=("up1", 
                    down_for=1.5, size=24 * MB):
     """One transfer while the uplinks are cut and restored in turn; byte-exact, and at least
     three cuts fell inside the transfer."""
-    caps = []
-    if os.environ.get("MPC_CAPTURE"):
-        for role in ("rtr", "srv"):
-            caps.append(bed.popen(role, ["tcpdump", "-i", "any", "-s", "200", "-U", "-w",
-                                         "/tmp/cap-%s.pcap" % role, "tcp"]))
-        time.sleep(1)
+    caps = start_captures(bed)
     proc = client_bg(bed, xfer, size, dest, timeout=60)
     wait_subflows(d, 2)
     done = []
