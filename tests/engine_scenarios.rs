@@ -309,15 +309,7 @@ fn confirm_and_join(e: &mut Engine, port: u16, key: u64) -> (u16, u32) {
     let (_, local_idsn) = crypto::token_idsn(key);
     let dss = |dsn, ssn, len| dss(local_idsn + 1, dsn, ssn, len);
     // Server data on the initial subflow with a DSS: this confirms our key, so the join starts.
-    let mut d0 = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP0, port),
-        seq: 5001,
-        ack: 1001,
-        flags: ACK,
-        opts: dss(server_idsn + 1, 1, 100),
-        payload: vec![1; 100],
-    });
+    let mut d0 = initial_data(port, 5001, dss(server_idsn + 1, 1, 100), 1);
     e.handle(3, Side::Uplink(0), &mut d0);
     let out = drain(e);
     let to_client: Vec<_> = out.iter().filter(|o| o.0 == Dest::Lan).collect();
@@ -419,15 +411,7 @@ fn multipath_reception_and_ack_projection() {
         );
     }
     // The client now has everything up to 5301 (subflow 0 fills the hole).
-    let mut d1 = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP0, port),
-        seq: 5101,
-        ack: 1001,
-        flags: ACK,
-        opts: dss(server_idsn + 101, 101, 100),
-        payload: vec![3; 100],
-    });
+    let mut d1 = initial_data(port, 5101, dss(server_idsn + 101, 101, 100), 3);
     e.handle(7, Side::Uplink(0), &mut d1);
     drain(&mut e);
     let mut ca = build(&Pkt {
@@ -589,6 +573,19 @@ fn garbage_never_panics() {
 }
 
 /// The join's first ACK from the server (it establishes the join).
+/// 100 bytes of `byte` from the server on the initial subflow at `seq`, with DSS `dss`.
+fn initial_data(port: u16, seq: u32, dss: OptWriter, byte: u8) -> Vec<u8> {
+    build(&Pkt {
+        src: (SERVER, 80),
+        dst: (UP0, port),
+        seq,
+        ack: 1001,
+        flags: ACK,
+        opts: dss,
+        payload: vec![byte; 100],
+    })
+}
+
 /// The server's first 100 bytes on the join (subflow bytes 1..101), with DSS `dss`.
 fn join_data(jport: u16, jisn: u32, dss: OptWriter) -> Vec<u8> {
     build(&Pkt {
@@ -839,15 +836,7 @@ fn a_join_syn_carries_the_hosts_window_unscaled() {
     let (mut e, port, key) = handshake_scaled(engine(), Some(7));
     let (_, server_idsn) = crypto::token_idsn(SERVER_KEY);
     let (_, local_idsn) = crypto::token_idsn(key);
-    let mut d0 = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP0, port),
-        seq: 5001,
-        ack: 1001,
-        flags: ACK,
-        opts: dss(local_idsn + 1, server_idsn + 1, 1, 100),
-        payload: vec![1; 100],
-    });
+    let mut d0 = initial_data(port, 5001, dss(local_idsn + 1, server_idsn + 1, 1, 100), 1);
     e.handle(3, Side::Uplink(0), &mut d0);
     let out = drain(&mut e);
     let join = out
@@ -951,15 +940,12 @@ fn when_every_subflow_is_blocked_the_one_with_the_hosts_acks_is_kept() {
     // The host has the initial subflow's first 100 bytes; then that subflow gets 100 at data
     // offset 1200, and the host's window ends at 500: both subflows are blocked.
     host_ack_at(&mut e, 7, 5101, 400);
-    let mut d = build(&Pkt {
-        src: (SERVER, 80),
-        dst: (UP0, port),
-        seq: 5101,
-        ack: 1001,
-        flags: ACK,
-        opts: dss(local_idsn + 1, server_idsn + 1201, 101, 100),
-        payload: vec![3; 100],
-    });
+    let mut d = initial_data(
+        port,
+        5101,
+        dss(local_idsn + 1, server_idsn + 1201, 101, 100),
+        3,
+    );
     e.handle(8, Side::Uplink(0), &mut d);
     drain(&mut e);
     host_ack_at(&mut e, 9, 5101, 400);
